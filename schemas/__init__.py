@@ -1,0 +1,47 @@
+"""Pydantic data classes: the contract with the LLM and with downstream users.
+
+Everything that flows between pipeline stages is defined here, so that the
+stages depend on the schema and never on each other's internals.
+"""
+
+from schemas.article import Article
+from schemas.record import (
+    SCHEMA_VERSION,
+    Agency,
+    Cited,
+    Grounding,
+    GroundingStatus,
+    IncidentFacts,
+    IncidentRecord,
+    Officers,
+    Provenance,
+    Statement,
+    Subject,
+    Usage,
+    What,
+    When,
+    Where,
+)
+from schemas.run import AttemptLog, ExtractionResult, FailureRow
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Agency",
+    "Article",
+    "AttemptLog",
+    "Cited",
+    "ExtractionResult",
+    "FailureRow",
+    "Grounding",
+    "GroundingStatus",
+    "IncidentFacts",
+    "IncidentRecord",
+    "Officers",
+    "Provenance",
+    "Statement",
+    "Subject",
+    "Usage",
+    "What",
+    "When",
+    "Where",
+]

@@ -1,0 +1,285 @@
+"""The incident record: what the LLM fills for one article, and what we store.
+
+Two audiences read these classes:
+
+* the LLM, which sees ``IncidentFacts.model_json_schema()``: every factual
+  leaf is a ``Cited`` value with a verbatim quote and an attribution, and
+  fields the pipeline derives itself (grounding, canonical speaker) are left
+  out so a model is never asked to invent them;
+* downstream users, who read ``IncidentRecord``: the same facts plus the
+  grounding the pipeline computed and the provenance of the extraction.
+
+Unknown is ``null``. A field the article does not report must stay null
+rather than be guessed.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+from enum import Enum
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0.0"
+
+T = TypeVar("T")
+
+# Marks a field that the pipeline fills after extraction. Such fields are
+# stripped from the schema the LLM sees (see IncidentFacts.model_json_schema).
+DERIVED: dict[str, Any] = {"x-derived": True}
+
+
+class GroundingStatus(str, Enum):
+    """How a quote was located in its article, from strongest to weakest."""
+
+    exact = "exact"
+    normalized = "normalized"
+    fuzzy = "fuzzy"
+    unfound = "unfound"
+
+
+class Grounding(BaseModel):
+    """Where a quote sits in the article text, as found by ``pipeline.ground``.
+
+    ``start``/``end`` are character offsets into ``Article.text`` such that
+    ``text[start:end]`` is the matched span; they are null when unfound.
+    """
+
+    status: GroundingStatus
+    start: int | None = None
+    end: int | None = None
+    score: float = Field(default=0.0, description="Match score 0-100 (100 for exact).")
+    supported: bool | None = Field(
+        default=None,
+        description="Whether the value is supported by its own quote (names, numbers, "
+        "dates in the value appear in the quote). Null when not checked.",
+    )
+    note: str | None = None
+
+    @property
+    def is_evidence(self) -> bool:
+        """Only located quotes that support their value count as evidence."""
+        return self.status != GroundingStatus.unfound and self.supported is not False
+
+
+class Cited(BaseModel, Generic[T]):
+    """A fact with its evidence: the value, a verbatim quote, and who asserts it."""
+
+    value: T | None = Field(description="The fact, normalised as the field describes; null if unknown.")
+    quote: str = Field(
+        description="Verbatim sentence or phrase copied exactly from the article that states the value."
+    )
+    attribution: str = Field(
+        description="Who asserts this according to the article: an agency (e.g. 'ICE'), a named "
+        "official, a witness, a family member, or 'outlet' when the article states it in its own voice."
+    )
+    speaker: str | None = Field(
+        default=None,
+        description="Canonical speaker id for the attribution (filled by the pipeline).",
+        json_schema_extra=DERIVED,
+    )
+    grounding: Grounding | None = Field(
+        default=None,
+        description="Where the quote was found in the article (filled by the pipeline).",
+        json_schema_extra=DERIVED,
+    )
+
+
+DatePrecision = Literal["day", "week", "month", "year", "unknown"]
+PlacePrecision = Literal[
+    "address", "neighborhood", "city", "county", "metro", "state", "country", "unknown"
+]
+
+
+class When(BaseModel):
+    date: Cited[str] | None = Field(
+        default=None,
+        description="Date of the incident as YYYY-MM-DD. Resolve weekdays like 'Friday' against "
+        "the publication date. Null if the article gives no date.",
+    )
+    time_of_day: Cited[str] | None = Field(
+        default=None, description="Time or part of day, e.g. '7:30 a.m.' or 'morning'."
+    )
+    raw_phrase: Cited[str] | None = Field(
+        default=None, description="The date wording exactly as written, e.g. 'Friday morning'."
+    )
+    precision: DatePrecision = "unknown"
+
+
+class Where(BaseModel):
+    place: Cited[str] | None = Field(
+        default=None, description="Most specific place named: street, intersection or landmark."
+    )
+    city: Cited[str] | None = Field(default=None, description="City, town or suburb.")
+    county: Cited[str] | None = None
+    state: Cited[str] | None = Field(default=None, description="State or province.")
+    country: Cited[str] | None = None
+    precision: PlacePrecision = "unknown"
+
+
+class What(BaseModel):
+    event_type: Cited[str] | None = Field(
+        default=None, description="Kind of incident, e.g. 'shooting', 'vehicle pursuit', 'arrest'."
+    )
+    circumstances: Cited[str] | None = Field(
+        default=None, description="One-line summary of what happened, e.g. 'shot during a vehicle stop'."
+    )
+    operation_name: Cited[str] | None = Field(
+        default=None, description="Named operation or program, if any."
+    )
+
+
+class Agency(BaseModel):
+    name: Cited[str] = Field(description="Agency involved, e.g. 'U.S. Immigration and Customs Enforcement'.")
+    role: Cited[str] | None = Field(
+        default=None, description="Its role: e.g. 'conducted the stop', 'investigating'."
+    )
+
+
+class Subject(BaseModel):
+    """A person the incident happened to (not the officers)."""
+
+    name: Cited[str] | None = None
+    age: Cited[int] | None = None
+    gender: Cited[str] | None = None
+    nationality: Cited[str] | None = None
+    status_claimed: Cited[str] | None = Field(
+        default=None,
+        description="Legal or other status as someone claims it, e.g. 'in the country illegally'.",
+    )
+    armed_with: Cited[str] | None = Field(
+        default=None, description="Weapon, 'vehicle', or 'unarmed'; null if not reported."
+    )
+    outcome: Cited[str] | None = Field(
+        default=None, description="'killed', 'injured', 'arrested', 'uninjured'..."
+    )
+    place_of_death: Cited[str] | None = Field(
+        default=None, description="Where the subject died, e.g. 'at the scene', 'at the hospital'."
+    )
+
+
+class Officers(BaseModel):
+    count_involved: Cited[str] | None = Field(
+        default=None,
+        description="How many officers or agents were involved, as a number or as worded ('agents').",
+    )
+    count_fired: Cited[str] | None = Field(
+        default=None,
+        description="How many fired their weapon, as a number or as worded ('the officer', 'agents').",
+    )
+    injuries: Cited[str] | None = Field(
+        default=None, description="Injuries to officers, e.g. 'severe injuries'."
+    )
+    condition: Cited[str] | None = Field(
+        default=None, description="Officers' reported condition, e.g. 'stable condition'."
+    )
+
+
+class Statement(BaseModel):
+    """Something a named speaker said, as quoted in the article."""
+
+    speaker: str = Field(description="Who said it, as named in the article.")
+    affiliation: str | None = Field(default=None, description="Agency or role of the speaker.")
+    quote: str = Field(description="The statement, copied verbatim from the article.")
+    speaker_id: str | None = Field(
+        default=None, description="Canonical speaker id (filled by the pipeline).", json_schema_extra=DERIVED
+    )
+    grounding: Grounding | None = Field(
+        default=None, description="Where the quote was found (filled by the pipeline).", json_schema_extra=DERIVED
+    )
+
+
+class IncidentFacts(BaseModel):
+    """The facts of one incident as one article reports them. This is the LLM contract."""
+
+    when: When = Field(default_factory=When)
+    where: Where = Field(default_factory=Where)
+    what: What = Field(default_factory=What)
+    agencies: list[Agency] = Field(default_factory=list)
+    subjects: list[Subject] = Field(default_factory=list)
+    officers: Officers = Field(default_factory=Officers)
+    statements: list[Statement] = Field(default_factory=list)
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """The schema the LLM sees: derived fields removed."""
+        return strip_derived(super().model_json_schema(*args, **kwargs))
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class Provenance(BaseModel):
+    """How a record was made, so any value can be traced and any run repeated."""
+
+    article_id: str
+    source_path: str | None = None
+    outlet: str | None = None
+    url: str | None = None
+    published: date | None = None
+    model: str | None = None
+    provider: str | None = None
+    prompt_hash: str | None = None
+    schema_version: str = SCHEMA_VERSION
+    attempts: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    chunks: int = Field(default=1, description="How many chunks the article was split into.")
+
+
+class IncidentRecord(IncidentFacts):
+    """One article's account, as stored and exported: facts + provenance."""
+
+    model_config = ConfigDict(title="IncidentRecord")
+
+    schema_version: str = SCHEMA_VERSION
+    article_id: str
+    source_path: str | None = None
+    provenance: Provenance
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """The full record schema, derived fields included."""
+        return BaseModel.model_json_schema.__func__(cls, *args, **kwargs)  # type: ignore[attr-defined,no-any-return]
+
+    def facts(self) -> IncidentFacts:
+        return IncidentFacts.model_validate(
+            self.model_dump(include=set(IncidentFacts.model_fields))
+        )
+
+
+def strip_derived(schema: dict[str, Any]) -> dict[str, Any]:
+    """Remove every property marked ``x-derived`` (and its `required` entry)."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                for name in [n for n, p in props.items() if isinstance(p, dict) and p.get("x-derived")]:
+                    del props[name]
+                    if name in node.get("required", []):
+                        node["required"].remove(name)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(schema)
+    # Grounding is referenced only by derived fields; drop its now-unused definition.
+    defs = schema.get("$defs", {})
+    for name in ("Grounding", "GroundingStatus"):
+        defs.pop(name, None)
+    return schema
