@@ -1,0 +1,153 @@
+"""The ``triangulate`` command line.
+
+Each subcommand parses its flags here and hands off to the module that does
+the work; no pipeline logic lives in this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from schemas import IncidentFacts, IncidentRecord
+
+    model = IncidentRecord if args.record else IncidentFacts
+    print(json.dumps(model.model_json_schema(), indent=2))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.batch import run_command
+
+    return run_command(args)
+
+
+def _cmd_retry_failed(args: argparse.Namespace) -> int:
+    from pipeline.batch import retry_failed_command
+
+    return retry_failed_command(args)
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    from pipeline.reconcile import reconcile_command
+
+    return reconcile_command(args)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from pipeline.evaluate import eval_command
+
+    return eval_command(args)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pipeline.export import export_command
+
+    return export_command(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.report import report_command
+
+    return report_command(args)
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        help="Model name at an OpenAI-compatible endpoint (OPENAI_BASE_URL / OPENAI_API_KEY). "
+        "Without it and without OPENAI_BASE_URL, the embedded model runs in-process.",
+    )
+    group.add_argument("--gguf", type=Path, help="Run this GGUF file in the embedded engine.")
+    group.add_argument("--max-reasks", type=int, default=2, help="Re-asks after validation errors (default 2).")
+    group.add_argument(
+        "--max-transport-retries", type=int, default=5, help="Retries after 429/5xx/timeouts (default 5)."
+    )
+    group.add_argument("--timeout", type=float, default=300.0, help="Seconds per request (default 300).")
+    group.add_argument("--temperature", type=float, default=0.0)
+    group.add_argument("--max-tokens", type=int, default=2048, help="Completion tokens per request.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="triangulate",
+        description="Cited incident records from news articles, reconciled across sources.",
+    )
+    from pipeline import __version__
+
+    parser.add_argument("--version", action="version", version=f"triangulate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="Extract one cited record per article, then reconcile.")
+    p.description = (
+        "Read articles (.txt/.md/.html files, folders recursively, .jsonl), extract one cited "
+        "incident record per article, and reconcile them into incidents."
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--out", type=Path, required=True, help="Output directory (holds the run store).")
+    p.add_argument("--concurrency", type=int, default=None, help="Requests in flight (default: 4, embedded: 1).")
+    p.add_argument("--rpm", type=float, default=None, help="Max requests per minute.")
+    p.add_argument("--tpm", type=float, default=None, help="Max tokens per minute.")
+    p.add_argument("--refresh", action="store_true", help="Ignore cached extractions and ask again.")
+    p.add_argument("--db", help="Also write dashboard tables to this database URL (postgresql://...).")
+    p.add_argument("--no-reconcile", action="store_true", help="Skip the reconcile step.")
+    p.add_argument("--quiet", "-q", action="store_true", help="No progress bar.")
+    _add_model_flags(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("retry-failed", help="Retry the articles that failed in a previous run.")
+    p.add_argument("out", type=Path, metavar="DIR", help="The --out directory of the earlier run.")
+    p.add_argument("--concurrency", type=int, default=None)
+    p.add_argument("--rpm", type=float, default=None)
+    p.add_argument("--tpm", type=float, default=None)
+    p.add_argument("--quiet", "-q", action="store_true")
+    _add_model_flags(p)
+    p.set_defaults(func=_cmd_retry_failed)
+
+    p = sub.add_parser("reconcile", help="Merge records into incidents and flag disagreements.")
+    p.add_argument("records", type=Path, metavar="RECORDS.jsonl")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd_reconcile)
+
+    p = sub.add_parser("eval", help="Score records against gold annotations.")
+    p.add_argument("records", type=Path, metavar="RECORDS.jsonl")
+    p.add_argument("gold", type=Path, metavar="GOLD.json")
+    p.add_argument("--json", dest="json_out", type=Path, help="Write the report as JSON here.")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("export", help="Write dashboard tables as Parquet/CSV or to a database.")
+    p.add_argument("out", type=Path, metavar="DIR", help="A run directory.")
+    p.add_argument("--format", choices=["parquet", "csv", "sqlite"], action="append")
+    p.add_argument("--to", type=Path, help="Directory for the files (default DIR/export).")
+    p.add_argument("--db", help="Database URL (postgresql://...) to upsert the tables into.")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("report", help="Write the self-contained HTML review page.")
+    p.add_argument("out", type=Path, metavar="DIR", help="A run directory.")
+    p.add_argument("--html", type=Path, help="Where to write the page (default DIR/report.html).")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("schema", help="Print the JSON Schema of the incident record.")
+    p.add_argument("--record", action="store_true", help="The stored record (with grounding and provenance).")
+    p.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
