@@ -1,0 +1,319 @@
+"""The dashboard tables: their columns, keys and versioned schema.
+
+One definition serves every destination (SQLite, PostgreSQL, Parquet, CSV) so
+a dashboard query written against one works against the others. The human
+documentation is ``docs/tables.md``; ``TABLE_SCHEMA_VERSION`` is stored in the
+``meta`` table and must change whenever a column is added, removed, renamed or
+retyped, so a dashboard can refuse a layout it does not know.
+
+Field paths are those of the gold files and the reconciler: dotted, with
+``[i]`` for a list item and ``[]`` for "the set over all items" (for example
+``subjects[0].name``, ``agencies[].name``). A column name is the path with
+every ``.``, ``[`` and ``]`` turned into ``_`` and repeats squeezed
+(``subjects[0].name`` -> ``subjects_0_name``, ``agencies[].name`` ->
+``agencies_name``).
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from schemas import Cited, IncidentFacts, IncidentRecord
+
+TABLE_SCHEMA_VERSION = "1.0.0"
+
+# Wide tables need a fixed column set, so list fields get a fixed number of
+# slots there; items past the cap are still in the long ``field_values`` table.
+WIDE_LIST_SLOTS: dict[str, int] = {"subjects": 3, "agencies": 4}
+
+ColumnType = Literal["text", "integer", "real", "boolean", "date"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    doc: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+@dataclass(frozen=True)
+class LeafField:
+    """One ``Cited`` field of the incident record, at a concrete path."""
+
+    path: str
+    column: str
+    value_type: ColumnType
+
+
+def column_name(path: str) -> str:
+    return re.sub(r"_+", "_", re.sub(r"[.\[\]]", "_", path)).strip("_")
+
+
+def _cited_value_type(cited_cls: type[Cited[Any]]) -> ColumnType:
+    annotation = cited_cls.model_fields["value"].annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    return "integer" if args[0] is int else "real" if args[0] is float else "text"
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _is_cited(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Cited)
+
+
+def _leaves_of(model: type[BaseModel], prefix: str) -> Iterator[LeafField]:
+    for name, info in model.model_fields.items():
+        annotation = _unwrap_optional(info.annotation)
+        path = f"{prefix}.{name}" if prefix else name
+        if _is_cited(annotation):
+            yield LeafField(path, column_name(path), _cited_value_type(annotation))
+        elif typing.get_origin(annotation) is list:
+            item = typing.get_args(annotation)[0]
+            for slot in range(WIDE_LIST_SLOTS.get(name, 0)):
+                yield from _leaves_of(item, f"{path}[{slot}]")
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _leaves_of(annotation, path)
+
+
+# Every Cited leaf that has a column in the wide tables, in schema order.
+WIDE_FIELDS: tuple[LeafField, ...] = tuple(_leaves_of(IncidentFacts, ""))
+
+
+def iter_cited(record: IncidentFacts) -> Iterator[tuple[str, Cited[Any]]]:
+    """Every Cited value present in a record, with its concrete field path.
+
+    Unlike WIDE_FIELDS this has no slot cap: the long table holds everything.
+    """
+
+    def walk(node: BaseModel, prefix: str) -> Iterator[tuple[str, Cited[Any]]]:
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            path = f"{prefix}.{name}" if prefix else name
+            if isinstance(value, Cited):
+                yield path, value
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, BaseModel):
+                        yield from walk(item, f"{path}[{index}]")
+            elif isinstance(value, BaseModel):
+                yield from walk(value, path)
+
+    facts = record.facts() if isinstance(record, IncidentRecord) else record
+    # Statements are quotes with a speaker rather than Cited facts; they go
+    # into field_values by export.py under "statements[i]".
+    yield from ((p, c) for p, c in walk(facts, "") if not p.startswith("statements["))
+
+
+def _c(name: str, type_: ColumnType, doc: str, nullable: bool = True) -> Column:
+    return Column(name, type_, doc, nullable)
+
+
+ARTICLES = Table(
+    name="articles",
+    doc="One row per input article. In the SQLite run store this is the store's own table.",
+    columns=(
+        _c("id", "text", "Article id: content hash of the text (schemas.article.content_hash).", False),
+        _c("source_path", "text", "File the article came from; for JSONL 'file.jsonl:LINE'."),
+        _c("outlet", "text", "Publishing outlet."),
+        _c("url", "text", "Canonical URL."),
+        _c("published", "date", "Publication date."),
+        _c("title", "text", "Headline."),
+        _c("n_chars", "integer", "Length of the text in characters (span offsets index into it)."),
+        _c("text", "text", "The article text that quotes were grounded against."),
+    ),
+    primary_key=("id",),
+)
+
+_RECORD_PROVENANCE = (
+    _c("article_id", "text", "The article this record was extracted from.", False),
+    _c("incident_id", "text", "Incident the reconciler put the record in; null if not reconciled."),
+    _c("outlet", "text", "Publishing outlet (from provenance)."),
+    _c("url", "text", "Article URL (from provenance)."),
+    _c("published", "date", "Publication date (from provenance)."),
+    _c("source_path", "text", "Input file."),
+    _c("model", "text", "Model that filled the record."),
+    _c("provider", "text", "Where the model ran: embedded, openai-compatible, ..."),
+    _c("prompt_hash", "text", "Hash of the prompt template."),
+    _c("schema_version", "text", "IncidentRecord schema version."),
+    _c("attempts", "integer", "Model requests made for this record (asks + re-asks)."),
+    _c("prompt_tokens", "integer", "Prompt tokens over all attempts."),
+    _c("completion_tokens", "integer", "Completion tokens over all attempts."),
+    _c("chunks", "integer", "Chunks the article was split into."),
+    _c("n_subjects", "integer", "Items in subjects (wide columns hold the first few)."),
+    _c("n_agencies", "integer", "Items in agencies."),
+    _c("n_statements", "integer", "Items in statements."),
+    _c("n_cited", "integer", "Cited values in the record (all list items, statements included)."),
+    _c("n_grounded", "integer", "Of those, quotes located in the article (status other than unfound)."),
+    _c("n_unsupported", "integer", "Of those, values their own quote does not support (supported = false)."),
+    _c("when_precision", "text", "day / week / month / year / unknown."),
+    _c(
+        "where_precision",
+        "text",
+        "address / neighborhood / city / county / metro / state / country / unknown.",
+    ),
+)
+
+RECORDS = Table(
+    name="records",
+    doc="Wide: one row per article's record. For every Cited field, COLUMN holds the value "
+    "and COLUMN_grounding the grounding status of its quote.",
+    columns=_RECORD_PROVENANCE
+    + tuple(
+        col
+        for leaf in WIDE_FIELDS
+        for col in (
+            _c(leaf.column, leaf.value_type, f"Value of {leaf.path}."),
+            _c(f"{leaf.column}_grounding", "text", f"Grounding status of the quote for {leaf.path}."),
+        )
+    ),
+    primary_key=("article_id",),
+)
+
+FIELD_VALUES = Table(
+    name="field_values",
+    doc="Long: one row per Cited value (and per statement) in each record, with its evidence.",
+    columns=(
+        _c("article_id", "text", "Article whose record holds the value.", False),
+        _c(
+            "field_path", "text", "Concrete path, e.g. subjects[0].name; statements are statements[i].", False
+        ),
+        _c("incident_id", "text", "Incident of the record; null if not reconciled."),
+        _c("field", "text", "Path with list indices replaced by [], e.g. subjects[].name."),
+        _c("value", "text", "The value as text (null when the model gave a quote but no value)."),
+        _c("value_json", "text", "The value as JSON (keeps its type)."),
+        _c("quote", "text", "Quote the model cited."),
+        _c("span_start", "integer", "Start offset of the located quote in articles.text (code points)."),
+        _c("span_end", "integer", "End offset (exclusive)."),
+        _c("attribution", "text", "Who the article says asserts the value."),
+        _c("speaker", "text", "Canonical speaker id."),
+        _c("grounding_status", "text", "exact / normalized / fuzzy / unfound; null if not grounded."),
+        _c("grounding_score", "real", "Match score 0-100."),
+        _c("supported", "boolean", "Whether the quote supports the value; null when not checked."),
+    ),
+    primary_key=("article_id", "field_path"),
+)
+
+INCIDENTS = Table(
+    name="incidents",
+    doc="Wide: one row per reconciled incident. For every field, COLUMN holds the merged value and "
+    "COLUMN_verdict the reconciler's verdict.",
+    columns=(
+        _c("incident_id", "text", "Deterministic incident id from the clusterer.", False),
+        _c("n_articles", "integer", "Articles in the incident."),
+        _c("n_independent_sources", "integer", "Independent sources after collapsing copied statements."),
+        _c("n_flagged", "integer", "Fields whose verdict is not agreed / not-reported (rows in conflicts)."),
+        _c("n_contradictions", "integer", "Fields whose verdict is contradiction."),
+        _c("first_published", "date", "Earliest publication date among its articles."),
+        _c("last_published", "date", "Latest publication date."),
+        _c("article_ids_json", "text", "JSON array of its article ids."),
+        _c("outlets_json", "text", "JSON array of its outlets."),
+    )
+    + tuple(
+        col
+        for leaf in WIDE_FIELDS
+        for col in (
+            _c(leaf.column, leaf.value_type, f"Merged value of {leaf.path}."),
+            _c(f"{leaf.column}_verdict", "text", f"Verdict for {leaf.path}."),
+        )
+    ),
+    primary_key=("incident_id",),
+)
+
+CONFLICTS = Table(
+    name="conflicts",
+    doc="One row per flagged field of an incident (the rows of conflicts.jsonl).",
+    columns=(
+        _c("incident_id", "text", "Incident.", False),
+        _c("field_path", "text", "Field path, e.g. subjects[0].place_of_death or agencies[].name.", False),
+        _c("verdict", "text", "variant / more-specific / contradiction / single-source.", False),
+        _c("merged_value", "text", "The reconciler's merged value as text, if it chose one."),
+        _c("n_values", "integer", "Distinct values reported."),
+        _c("n_articles", "integer", "Articles reporting the field."),
+        _c("n_independent_sources", "integer", "Independent sources reporting the field."),
+        _c("values_json", "text", "JSON array: each value with its article ids, quotes and speakers."),
+        _c("note", "text", "The reconciler's explanation."),
+    ),
+    primary_key=("incident_id", "field_path"),
+)
+
+META = Table(
+    name="meta",
+    doc="Key/value facts about the export: table_schema_version, record_schema_version, ...",
+    columns=(
+        _c("key", "text", "Name.", False),
+        _c("value", "text", "Value."),
+    ),
+    primary_key=("key",),
+)
+
+TABLES: tuple[Table, ...] = (ARTICLES, RECORDS, FIELD_VALUES, INCIDENTS, CONFLICTS, META)
+TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+
+_SQL_TYPES: dict[str, dict[ColumnType, str]] = {
+    # SQLite keeps dates as ISO text (what the run store does) and booleans as 0/1.
+    "sqlite": {"text": "TEXT", "integer": "INTEGER", "real": "REAL", "boolean": "INTEGER", "date": "TEXT"},
+    "postgresql": {
+        "text": "TEXT",
+        "integer": "BIGINT",
+        "real": "DOUBLE PRECISION",
+        "boolean": "BOOLEAN",
+        "date": "DATE",
+    },
+}
+
+
+def quote_ident(name: str) -> str:
+    # Column names come from the schema, never from data; quoting still guards
+    # against a future field named like a keyword.
+    return '"' + name.replace('"', '""') + '"'
+
+
+def create_table_sql(table: Table, dialect: Literal["sqlite", "postgresql"]) -> str:
+    types_ = _SQL_TYPES[dialect]
+    lines = [
+        f"  {quote_ident(c.name)} {types_[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+    ]
+    lines.append(f"  PRIMARY KEY ({', '.join(quote_ident(k) for k in table.primary_key)})")
+    return f"CREATE TABLE IF NOT EXISTS {quote_ident(table.name)} (\n" + ",\n".join(lines) + "\n)"
+
+
+def upsert_sql(table: Table, dialect: Literal["sqlite", "postgresql"]) -> str:
+    """INSERT ... ON CONFLICT (pk) DO UPDATE: re-exports update rows in place."""
+    names = table.column_names
+    placeholder = "?" if dialect == "sqlite" else "%s"
+    updates = [n for n in names if n not in table.primary_key]
+    conflict = ", ".join(quote_ident(k) for k in table.primary_key)
+    action = (
+        "DO UPDATE SET " + ", ".join(f"{quote_ident(n)} = excluded.{quote_ident(n)}" for n in updates)
+        if updates
+        else "DO NOTHING"
+    )
+    return (
+        f"INSERT INTO {quote_ident(table.name)} ({', '.join(quote_ident(n) for n in names)}) "
+        f"VALUES ({', '.join(placeholder for _ in names)}) ON CONFLICT ({conflict}) {action}"
+    )
