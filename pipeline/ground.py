@@ -291,20 +291,20 @@ _TENS_WORDS = {
     "ninety": 90,
 }
 _SINGULAR_WORDS = frozenset({"a", "an", "one", "single", "lone", "sole", "the", "that", "this"})
-_OFFICER_NOUNS = (
-    "agent",
-    "officer",
-    "deputy",
-    "trooper",
-    "marshal",
-    "policeman",
-    "policewoman",
-    "guard",
-    "detective",
-    "sergeant",
-    "member",
-    "employee",
-)
+_OFFICER_NOUNS = {
+    "agent": "agents",
+    "officer": "officers",
+    "deputy": "deputies",
+    "trooper": "troopers",
+    "marshal": "marshals",
+    "policeman": "policemen",
+    "policewoman": "policewomen",
+    "guard": "guards",
+    "detective": "detectives",
+    "sergeant": "sergeants",
+    "member": "members",
+    "employee": "employees",
+}
 _PLURAL_WORDS = frozenset({"several", "multiple", "many", "some", "numerous", "both", "two or more"})
 _MONTHS = (
     "january",
@@ -505,12 +505,13 @@ def _states_one(folded: str) -> bool:
     """'a Border Patrol agent', 'the officer', 'one deputy': a singular count."""
     nouns = "|".join(_OFFICER_NOUNS)
     singles = "|".join(_SINGULAR_WORDS)
-    return bool(re.search(rf"\b(?:{singles})\b(?:\s+\w+){{0,3}}?\s+(?:{nouns})\b(?!s)", folded))
+    # Up to five words between: "a Harlow County sheriff's deputy".
+    return bool(re.search(rf"\b(?:{singles})\b(?:\s+\w+){{0,5}}?\s+(?:{nouns})\b", folded))
 
 
 def _states_plural(folded: str) -> bool:
-    nouns = "|".join(_OFFICER_NOUNS)
-    return bool(re.search(rf"\b(?:{nouns})s\b", folded)) or any(
+    nouns = "|".join(_OFFICER_NOUNS.values())
+    return bool(re.search(rf"\b(?:{nouns})\b", folded)) or any(
         f" {w} " in f" {folded} " for w in _PLURAL_WORDS
     )
 
@@ -607,7 +608,8 @@ def _word_present(word: str, quote_words: set[str]) -> bool:
     return len(word) >= 5 and any(len(q) >= 5 and q[:5] == word[:5] for q in quote_words)
 
 
-def _overlap(value: str, folded_quote: str) -> float | None:
+def _missing_words(value: str, folded_quote: str) -> tuple[int, int] | None:
+    """(content words of the value absent from the quote, content words in total)."""
     content = _content_words(value)
     if not content:
         return None
@@ -615,22 +617,26 @@ def _overlap(value: str, folded_quote: str) -> float | None:
     for place, aliases in _PLACE_ALIASES.items():
         if any(a in quote_words for a in aliases) or place in folded_quote:
             quote_words |= set(place.split())
-    hits = sum(_word_present(w, quote_words) for w in content)
-    return hits / len(content)
+    missing = sum(not _word_present(w, quote_words) for w in content)
+    return missing, len(content)
 
 
 def _check_phrase(value: Any, folded_quote: str) -> bool | None:
-    share = _overlap(str(value), folded_quote)
-    if share is None:
+    counted = _missing_words(str(value), folded_quote)
+    if counted is None:
         return None
-    return share >= 0.5
+    missing, total = counted
+    # A place or condition is copied from the text, so every content word must
+    # be there: "poor condition" is not supported by "fair condition". Longer
+    # phrases may lose one word in four to rewording.
+    return missing <= total // 4
 
 
 def _check_summary(value: Any, folded_quote: str) -> bool | None:
-    share = _overlap(str(value), folded_quote)
-    # A category or summary may legitimately paraphrase: overlap confirms it,
-    # no overlap leaves it unchecked rather than wrong.
-    return True if share is not None and share >= 0.5 else None
+    counted = _missing_words(str(value), folded_quote)
+    # A category or summary may legitimately paraphrase: enough overlap
+    # confirms it, too little leaves it unchecked rather than wrong.
+    return True if counted is not None and counted[0] <= counted[1] / 2 else None
 
 
 def infer_kind(value: Any) -> ValueKind:
@@ -724,8 +730,15 @@ def ground_record(
 
     def visit_cited(cited: Cited[Any], path: str) -> None:
         grounding = locate_quote(cited.quote, article.text)
-        kind = FIELD_KINDS.get(path)
-        grounding.supported = check_support(cited.value, cited.quote, kind=kind, table=table)
+        # Check the value against what the article says where the quote was found:
+        # a fuzzy match may differ from the extractor's quote in exactly the word
+        # that carries the value ("stable" vs "critical condition").
+        evidence = (
+            article.text[grounding.start : grounding.end]
+            if grounding.start is not None and grounding.end is not None
+            else cited.quote
+        )
+        grounding.supported = check_support(cited.value, evidence, kind=FIELD_KINDS.get(path), table=table)
         cited.grounding = grounding
         cited.speaker = canonical_speaker(cited.attribution, outlet=outlet, table=table)
 
