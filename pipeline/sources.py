@@ -18,8 +18,9 @@ Decisions worth knowing (also in docs/batch.md):
   the same story read from two paths is one article.
 * Metadata precedence: sidecar file > front matter > HTML ``<meta>`` tags.
   A sidecar is the curator's explicit word about a file, written after it.
-* Inside folders, files with other extensions, hidden files and sidecars are
-  skipped (a folder may hold ``gold.json`` or images). A file named explicitly
+* Inside folders, files with other extensions, hidden files, sidecars and
+  README/LICENSE/CHANGELOG/NOTES files are skipped (a folder may hold
+  ``gold.json``, images or notes about the collection). A file named explicitly
   on the command line with an unsupported extension is a ``unsupported``
   failure instead, because the user asked for it.
 """
@@ -100,6 +101,7 @@ _BLOCK_TAGS = frozenset(
     }
 )
 _HTML_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_FOLDER_NOTES = frozenset({"README", "LICENSE", "CHANGELOG", "NOTES"})
 _WHITESPACE = re.compile(r"\s+")
 # Share of non-whitespace control characters above which a file is treated as binary.
 _BINARY_CONTROL_SHARE = 0.10
@@ -167,11 +169,16 @@ def _iter_folder(folder: Path) -> Iterator[Article | FailureRow]:
         # Sorting in place makes os.walk descend in sorted order too.
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if name.startswith(".") or name.endswith(SIDECAR_SUFFIXES):
+            if name.startswith(".") or name.endswith(SIDECAR_SUFFIXES) or _is_folder_notes(name):
                 continue
             file_path = Path(dirpath) / name
             if file_path.suffix.lower() in SUPPORTED_SUFFIXES:
                 yield from _iter_file(file_path, explicit=False)
+
+
+def _is_folder_notes(name: str) -> bool:
+    """README/LICENSE/CHANGELOG files describe a collection; they are not articles in it."""
+    return name.split(".", 1)[0].upper() in _FOLDER_NOTES
 
 
 def _iter_file(path: Path, *, explicit: bool) -> Iterator[Article | FailureRow]:

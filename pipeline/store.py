@@ -1,0 +1,655 @@
+"""The run store: one SQLite file per output directory (``DIR/triangulate.sqlite``).
+
+It is the single source of truth of a run. ``records.jsonl`` and
+``failures.jsonl`` are derived from it, so a run killed at any point loses at
+most the articles that were in flight, and re-running the same command picks
+up where it stopped (every finished article is a cache hit).
+
+Tables:
+
+``articles``         one row per distinct article text (id = content hash): the
+                     text and metadata, the first path it was read from, and its
+                     current outcome (``status`` pending/record/failure and,
+                     for a record, ``current_key``: which extraction it is).
+                     ``last_run``/``run_seq`` say which ``run`` last read it,
+                     at which position: that set of articles is what the
+                     derived outputs describe.
+``article_sources``  every path (or ``file.jsonl:LINE``) -> article id, so the same
+                     story read from two places is extracted once and both
+                     paths are kept.
+``attempts``         every HTTP request made for an article (ask, re-ask,
+                     transport retry) with usage, latency and error.
+``extractions``      the records: article id + cache key -> record JSON.
+``failures``         the current failure of an article (keyed by article id), or
+                     of an unreadable input (keyed by ``input:PATH``).
+``runs``             one row per command: when, which model, settings (no
+                     secrets), counts.
+
+Each article's outcome (extraction or failure, plus its attempts) is written in
+one transaction when it finishes, so the store never holds half an outcome.
+A success supersedes an earlier failure of the same article.
+
+Concurrency: one writer (the batch runner's event loop); WAL mode lets readers
+(the dashboard exporter, a test watching progress) read while it writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from schemas import SCHEMA_VERSION, Article, ExtractionResult, FailureRow, IncidentRecord, Usage
+
+STORE_FILENAME = "triangulate.sqlite"
+RECORDS_FILENAME = "records.jsonl"
+FAILURES_FILENAME = "failures.jsonl"
+STORE_FORMAT = "1"
+
+CachedOutcome = Literal["record", "failure"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    source_path TEXT,
+    outlet TEXT,
+    url TEXT,
+    published TEXT,
+    title TEXT,
+    text TEXT NOT NULL,
+    n_chars INTEGER NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_run TEXT,
+    run_seq INTEGER,
+    status TEXT NOT NULL DEFAULT 'pending',
+    current_key TEXT
+);
+CREATE INDEX IF NOT EXISTS articles_by_run ON articles (last_run, run_seq);
+CREATE TABLE IF NOT EXISTS article_sources (
+    path TEXT PRIMARY KEY,
+    article_id TEXT NOT NULL,
+    external_id TEXT,
+    first_seen TEXT NOT NULL,
+    last_run TEXT
+);
+CREATE INDEX IF NOT EXISTS article_sources_by_article ON article_sources (article_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id TEXT NOT NULL,
+    run_id TEXT,
+    attempt INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    model TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    total_tokens INTEGER NOT NULL DEFAULT 0,
+    latency_s REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_by_article ON attempts (article_id);
+CREATE TABLE IF NOT EXISTS extractions (
+    article_id TEXT NOT NULL,
+    cache_key TEXT NOT NULL,
+    record_json TEXT NOT NULL,
+    model TEXT,
+    provider TEXT,
+    prompt_hash TEXT,
+    schema_version TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    total_tokens INTEGER NOT NULL DEFAULT 0,
+    run_id TEXT,
+    created TEXT NOT NULL,
+    PRIMARY KEY (article_id, cache_key)
+);
+CREATE TABLE IF NOT EXISTS failures (
+    key TEXT PRIMARY KEY,
+    article_id TEXT,
+    source_path TEXT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    total_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_key TEXT,
+    run_id TEXT,
+    last_run TEXT,
+    run_seq INTEGER,
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failures_by_run ON failures (last_run, run_seq);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT,
+    status TEXT NOT NULL,
+    model TEXT,
+    provider TEXT,
+    cache_key_parts TEXT,
+    settings TEXT,
+    counts TEXT
+);
+"""
+
+# Strings that look like credentials; scrubbed from every error text we store.
+_SECRET_PATTERNS = (
+    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-.=]{8,}"),
+    re.compile(r"(?i)(api[_-]?key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]{6,}"),
+    re.compile(r"(?i)(://[^/\s:@]+:)[^@\s/]+(@)"),
+)
+
+
+def redact(text: str | None, secrets: Iterable[str] = ()) -> str | None:
+    """``text`` with known secret values and credential-shaped strings replaced by ``[redacted]``."""
+    if text is None:
+        return None
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, "[redacted]")
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups == 0:
+            text = pattern.sub("[redacted]", text)
+        elif pattern.groups == 1:
+            text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
+        else:
+            text = pattern.sub(lambda m: m.group(1) + "[redacted]" + m.group(2), text)
+    return text
+
+
+def cache_key(article_id: str, parts: Mapping[str, str]) -> str:
+    """The extraction cache key: the article's content hash plus everything that changes the answer
+    (prompt hash, schema version, model, decoding parameters, as ``Extractor.cache_key_parts``)."""
+    material = {"article_id": article_id, "schema_version": SCHEMA_VERSION, **parts}
+    digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8"))
+    return digest.hexdigest()[:32]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the store knew about an article when the batch runner read it."""
+
+    first_in_run: bool
+    """False when this run already read the same text from another path."""
+    cached: CachedOutcome | None
+    """The outcome already stored under the run's cache key, now current; None: extract it."""
+
+
+@dataclass(frozen=True)
+class DerivedCounts:
+    records: int
+    failures: int
+
+
+class RunStore:
+    """The SQLite run store of one output directory.
+
+    ``path`` is the output directory (the store is ``path/triangulate.sqlite``)
+    or, if it ends in ``.sqlite``/``.db``, the database file itself.
+    ``secrets`` are values (API keys) to scrub from every text written.
+    """
+
+    def __init__(self, path: Path, *, secrets: Iterable[str] = ()) -> None:
+        path = Path(path)
+        if path.suffix in (".sqlite", ".db"):
+            self.db_path = path
+        else:
+            self.db_path = path / STORE_FILENAME
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.secrets = tuple(secret for secret in secrets if secret)
+        # isolation_level=None: we open transactions ourselves, so "one outcome, one transaction"
+        # is visible in the code rather than left to the driver's implicit BEGIN.
+        self._db = sqlite3.connect(self.db_path, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt the file,
+        # and commits skip the fsync that would otherwise cap throughput.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_format', ?)", (STORE_FORMAT,)
+        )
+
+    # -- lifecycle --
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The raw connection, for read-only queries by exporters and tests."""
+        return self._db
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # -- runs --
+
+    def start_run(
+        self,
+        kind: str,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        cache_key_parts: Mapping[str, str] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Record the start of a command; returns its run id. Earlier runs still marked running were
+        killed (the store is only written by one process at a time), so they are marked so."""
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET status = 'killed' WHERE status = 'running'")
+            db.execute(
+                "INSERT INTO runs (run_id, kind, started, status, model, provider, cache_key_parts, settings)"
+                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+                (
+                    run_id,
+                    kind,
+                    _now(),
+                    model,
+                    provider,
+                    json.dumps(dict(cache_key_parts or {}), sort_keys=True),
+                    redact(json.dumps(dict(settings or {}), sort_keys=True, default=str), self.secrets),
+                ),
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, *, status: str, counts: Mapping[str, Any]) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET finished = ?, status = ?, counts = ? WHERE run_id = ?",
+                (_now(), status, json.dumps(dict(counts), sort_keys=True, default=str), run_id),
+            )
+
+    def latest_input_run(self) -> str | None:
+        """The latest ``run`` command: its inputs are the article set the derived outputs describe."""
+        row = self._db.execute(
+            "SELECT run_id FROM runs WHERE kind = 'run' ORDER BY started DESC, rowid DESC LIMIT 1"
+        ).fetchone()
+        return str(row["run_id"]) if row else None
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._db.execute("SELECT * FROM runs ORDER BY started, rowid")]
+
+    # -- inputs --
+
+    def register_article(
+        self,
+        article: Article,
+        *,
+        run_id: str,
+        seq: int,
+        key: str | None,
+        allow_cached_failure: bool = True,
+    ) -> Registration:
+        """Record that ``run_id`` read ``article`` (at input position ``seq``) and look up its cache.
+
+        ``key`` None means "do not use the cache" (``--refresh``). A failure stored under the same
+        key counts as done unless ``allow_cached_failure`` is False: a plain re-run does not retry
+        failures (that is what ``retry-failed`` is for), so an unchanged re-run makes no requests.
+        """
+        now = _now()
+        with self._transaction() as db:
+            row = db.execute("SELECT last_run FROM articles WHERE id = ?", (article.id,)).fetchone()
+            first_in_run = row is None or row["last_run"] != run_id
+            if row is None:
+                db.execute(
+                    "INSERT INTO articles (id, source_path, outlet, url, published, title, text, n_chars,"
+                    " first_seen, last_run, run_seq, status)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                    (
+                        article.id,
+                        article.source_path,
+                        article.outlet,
+                        article.url,
+                        _iso(article.published),
+                        article.title,
+                        article.text,
+                        len(article.text),
+                        now,
+                        run_id,
+                        seq,
+                    ),
+                )
+            elif first_in_run:
+                # Metadata may have been corrected since (front matter, sidecar): keep the latest.
+                db.execute(
+                    "UPDATE articles SET outlet = ?, url = ?, published = ?, title = ?, last_run = ?,"
+                    " run_seq = ?, status = 'pending', current_key = NULL WHERE id = ?",
+                    (
+                        article.outlet,
+                        article.url,
+                        _iso(article.published),
+                        article.title,
+                        run_id,
+                        seq,
+                        article.id,
+                    ),
+                )
+            if article.source_path is not None:
+                db.execute(
+                    "INSERT INTO article_sources (path, article_id, external_id, first_seen, last_run)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
+                    " article_id = excluded.article_id, external_id = excluded.external_id,"
+                    " last_run = excluded.last_run",
+                    (article.source_path, article.id, getattr(article, "external_id", None), now, run_id),
+                )
+                # The path reads fine now: an earlier "unreadable input" failure for it is obsolete.
+                db.execute("DELETE FROM failures WHERE key = ?", (_input_key(article.source_path),))
+            cached = None
+            if first_in_run and key is not None:
+                cached = self._adopt_cached(db, article.id, key, allow_cached_failure)
+        return Registration(first_in_run=first_in_run, cached=cached)
+
+    def _adopt_cached(
+        self, db: sqlite3.Connection, article_id: str, key: str, allow_cached_failure: bool
+    ) -> CachedOutcome | None:
+        hit = db.execute(
+            "SELECT 1 FROM extractions WHERE article_id = ? AND cache_key = ?", (article_id, key)
+        ).fetchone()
+        if hit:
+            db.execute(
+                "UPDATE articles SET status = 'record', current_key = ? WHERE id = ?", (key, article_id)
+            )
+            db.execute("DELETE FROM failures WHERE key = ?", (article_id,))
+            return "record"
+        if allow_cached_failure:
+            failed = db.execute(
+                "SELECT 1 FROM failures WHERE key = ? AND cache_key = ?", (article_id, key)
+            ).fetchone()
+            if failed:
+                db.execute("UPDATE articles SET status = 'failure' WHERE id = ?", (article_id,))
+                return "failure"
+        return None
+
+    def reuse_cached(
+        self, article_id: str, key: str, *, allow_cached_failure: bool = True
+    ) -> CachedOutcome | None:
+        """Make the outcome stored under ``key`` the article's current one, if there is one."""
+        with self._transaction() as db:
+            return self._adopt_cached(db, article_id, key, allow_cached_failure)
+
+    def record_input_failure(self, row: FailureRow, *, run_id: str, seq: int) -> None:
+        """An input that could not be read (no article text): kept under its path."""
+        path = row.source_path or "(unknown)"
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO failures (key, article_id, source_path, reason, detail, attempts,"
+                " last_error, run_id, last_run, run_seq, created)"
+                " VALUES (?, NULL, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                (
+                    _input_key(path),
+                    row.source_path,
+                    row.reason,
+                    redact(row.detail, self.secrets),
+                    redact(row.last_error, self.secrets),
+                    run_id,
+                    run_id,
+                    seq,
+                    _now(),
+                ),
+            )
+            # The path no longer yields that article.
+            db.execute("DELETE FROM article_sources WHERE path = ?", (path,))
+
+    # -- outcomes --
+
+    def save_outcome(self, article: Article, result: ExtractionResult, *, key: str, run_id: str) -> None:
+        """Write one article's outcome (record or failure) and its attempts in one transaction."""
+        now = _now()
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO attempts (article_id, run_id, attempt, kind, model, prompt_tokens,"
+                " completion_tokens, total_tokens, latency_s, error, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        article.id,
+                        run_id,
+                        log.attempt,
+                        log.kind,
+                        log.model,
+                        log.usage.prompt_tokens,
+                        log.usage.completion_tokens,
+                        log.usage.total_tokens,
+                        log.latency_s,
+                        redact(log.error, self.secrets),
+                        now,
+                    )
+                    for log in result.attempts
+                ],
+            )
+            if result.record is not None:
+                record = result.record
+                db.execute(
+                    "INSERT OR REPLACE INTO extractions (article_id, cache_key, record_json, model, provider,"
+                    " prompt_hash, schema_version, attempts, prompt_tokens, completion_tokens, total_tokens,"
+                    " run_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        article.id,
+                        key,
+                        record.model_dump_json(),
+                        record.provenance.model,
+                        record.provenance.provider,
+                        record.provenance.prompt_hash,
+                        record.schema_version,
+                        len(result.attempts),
+                        result.usage.prompt_tokens,
+                        result.usage.completion_tokens,
+                        result.usage.total_tokens,
+                        run_id,
+                        now,
+                    ),
+                )
+                db.execute(
+                    "UPDATE articles SET status = 'record', current_key = ? WHERE id = ?", (key, article.id)
+                )
+                db.execute("DELETE FROM failures WHERE key = ?", (article.id,))
+            else:
+                failure = result.failure or FailureRow(
+                    article_id=article.id,
+                    source_path=article.source_path,
+                    reason="internal",
+                    detail="the extractor returned neither a record nor a failure",
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO failures (key, article_id, source_path, reason, detail, attempts,"
+                    " last_error, prompt_tokens, completion_tokens, total_tokens, cache_key, run_id, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        article.id,
+                        article.id,
+                        failure.source_path or article.source_path,
+                        failure.reason,
+                        redact(failure.detail, self.secrets),
+                        failure.attempts,
+                        redact(failure.last_error, self.secrets),
+                        failure.usage.prompt_tokens,
+                        failure.usage.completion_tokens,
+                        failure.usage.total_tokens,
+                        key,
+                        run_id,
+                        now,
+                    ),
+                )
+                db.execute(
+                    "UPDATE articles SET status = 'failure', current_key = NULL WHERE id = ?", (article.id,)
+                )
+
+    # -- reading --
+
+    def article(self, article_id: str) -> Article | None:
+        row = self._db.execute("SELECT * FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return _article_from_row(row) if row else None
+
+    def source_paths(self, article_id: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT path FROM article_sources WHERE article_id = ? ORDER BY path", (article_id,)
+        )
+        return [str(row["path"]) for row in rows]
+
+    def failed_articles(self, run_id: str | None = None) -> Iterator[Article]:
+        """Articles of the input set of ``run_id`` (default: the latest run) whose outcome is a failure."""
+        run_id = run_id or self.latest_input_run()
+        rows = self._db.execute(
+            "SELECT * FROM articles WHERE last_run = ? AND status = 'failure' ORDER BY run_seq", (run_id,)
+        ).fetchall()
+        for row in rows:
+            yield _article_from_row(row)
+
+    def iter_record_json(self, run_id: str | None = None) -> Iterator[str]:
+        """The current record of every article in the input set of ``run_id``, in input order."""
+        run_id = run_id or self.latest_input_run()
+        cursor = self._db.execute(
+            "SELECT e.record_json FROM articles a JOIN extractions e"
+            " ON e.article_id = a.id AND e.cache_key = a.current_key"
+            " WHERE a.last_run = ? AND a.status = 'record' ORDER BY a.run_seq",
+            (run_id,),
+        )
+        for row in cursor:
+            yield str(row["record_json"])
+
+    def records(self, run_id: str | None = None) -> list[IncidentRecord]:
+        return [IncidentRecord.model_validate_json(line) for line in self.iter_record_json(run_id)]
+
+    def iter_failures(self, run_id: str | None = None) -> Iterator[FailureRow]:
+        """Failures of the input set of ``run_id``: unreadable inputs and failed articles, in input order."""
+        run_id = run_id or self.latest_input_run()
+        cursor = self._db.execute(
+            "SELECT f.*, COALESCE(a.run_seq, f.run_seq) AS seq FROM failures f"
+            " LEFT JOIN articles a ON a.id = f.article_id"
+            " WHERE (f.article_id IS NULL AND f.last_run = ?)"
+            "    OR (f.article_id IS NOT NULL AND a.last_run = ? AND a.status = 'failure')"
+            " ORDER BY seq",
+            (run_id, run_id),
+        )
+        for row in cursor:
+            yield FailureRow(
+                article_id=row["article_id"],
+                source_path=row["source_path"],
+                reason=row["reason"],
+                detail=row["detail"],
+                attempts=row["attempts"],
+                last_error=row["last_error"],
+                usage=Usage(
+                    prompt_tokens=row["prompt_tokens"],
+                    completion_tokens=row["completion_tokens"],
+                    total_tokens=row["total_tokens"],
+                ),
+            )
+
+    def outcome_counts(self, run_id: str | None = None) -> dict[str, int]:
+        run_id = run_id or self.latest_input_run()
+        counts = {"record": 0, "failure": 0, "pending": 0}
+        for row in self._db.execute(
+            "SELECT status, COUNT(*) AS n FROM articles WHERE last_run = ? GROUP BY status", (run_id,)
+        ):
+            counts[str(row["status"])] = int(row["n"])
+        row = self._db.execute(
+            "SELECT COUNT(*) AS n FROM failures WHERE article_id IS NULL AND last_run = ?", (run_id,)
+        ).fetchone()
+        counts["input_failure"] = int(row["n"])
+        return counts
+
+    # -- derived files --
+
+    def write_derived(self, out_dir: Path, run_id: str | None = None) -> DerivedCounts:
+        """Rewrite ``records.jsonl`` and ``failures.jsonl`` from the store, each atomically
+        (temporary file in the same folder, then rename), so readers and killed runs never see
+        a half-written or duplicated file."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        n_records = _write_lines_atomically(out_dir / RECORDS_FILENAME, self.iter_record_json(run_id))
+        n_failures = _write_lines_atomically(
+            out_dir / FAILURES_FILENAME, (row.model_dump_json() for row in self.iter_failures(run_id))
+        )
+        return DerivedCounts(records=n_records, failures=n_failures)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")
+
+
+def _input_key(path: str) -> str:
+    return f"input:{path}"
+
+
+def _article_from_row(row: sqlite3.Row) -> Article:
+    return Article(
+        id=row["id"],
+        text=row["text"],
+        source_path=row["source_path"],
+        outlet=row["outlet"],
+        url=row["url"],
+        published=date.fromisoformat(row["published"]) if row["published"] else None,
+        title=row["title"],
+    )
+
+
+def _write_lines_atomically(target: Path, lines: Iterable[str]) -> int:
+    count = 0
+    # Not mkstemp: its 0600 mode would make the outputs unreadable to the rest of a team.
+    temp_path = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(temp_path, "x", encoding="utf-8") as handle:
+            for line in lines:
+                handle.write(line)
+                handle.write("\n")
+                count += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_path, target)
+    except BaseException:
+        temp_path.unlink(missing_ok=True)
+        raise
+    return count

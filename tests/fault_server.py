@@ -1,0 +1,386 @@
+"""A loopback OpenAI-compatible chat-completions server that misbehaves on purpose.
+
+It stands in for a model endpoint in tests and benchmarks. It is a stub, not a
+model: every proper answer is an ``IncidentFacts`` JSON built from the article
+text it receives (the text between the extractor's ``<<<ARTICLE ...>>>``
+markers, or the whole last user message if there are none), quoting the
+article's first sentence verbatim so the quote grounds.
+
+Faults, each a fraction of requests (see :class:`FaultMix`):
+
+* ``rate_limit``: HTTP 429 with ``Retry-After`` and ``retry-after-ms``;
+* ``server_error``: HTTP 500 (with ``retry-after-ms`` so tests stay quick);
+* ``truncated_body``: a 200 whose body stops mid-JSON and the connection closes
+  (the client sees an incomplete response);
+* ``truncated_content``: a complete 200 whose message content is cut-off JSON
+  (what a model hitting ``max_tokens`` returns: the re-ask path);
+* ``drop``: the connection closes without any response;
+* ``slow``: this fraction of answers waits ``slow_s`` longer; every answer waits
+  ``latency_s`` (the benchmark uses 200 ms).
+
+Which fault a request gets is a pure function of (seed, article text, how many
+requests that article has already made), so a run is reproducible no matter
+in which order concurrent requests arrive.
+
+Every request is logged (:attr:`FaultServer.requests`) with the article text
+and the parsed body; the ``Authorization`` header is never logged.
+
+Run standalone (used by ``benchmarks/throughput.py``)::
+
+    python tests/fault_server.py --latency 0.2     # prints the base URL, serves until killed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+ARTICLE_BLOCK = re.compile(r"<<<(ARTICLE [0-9a-f]+)>>>\n(.*?)\n<<<END \1>>>", re.DOTALL)
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+FAULT_KINDS = ("rate_limit", "server_error", "truncated_body", "truncated_content", "drop")
+
+
+@dataclass(frozen=True)
+class FaultMix:
+    rate_limit: float = 0.0
+    server_error: float = 0.0
+    truncated_body: float = 0.0
+    truncated_content: float = 0.0
+    drop: float = 0.0
+    slow: float = 0.0
+    latency_s: float = 0.0
+    slow_s: float = 1.0
+    retry_after_s: float = 0.05
+    max_faults_per_article: int | None = None
+    """After this many faulty answers for one article, answer it properly (None: no limit)."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if sum(getattr(self, kind) for kind in FAULT_KINDS) > 1.0:
+            raise ValueError("fault fractions add up to more than 1")
+
+
+@dataclass
+class RequestLog:
+    article_key: str
+    """sha256 of the article text the request carried (the whole user message if no markers)."""
+    article_text: str
+    nth: int
+    """1-based: the how-many-th request for this article."""
+    outcome: str
+    """'ok' or one of FAULT_KINDS."""
+    body: dict[str, Any] = field(repr=False)
+    had_authorization: bool = False
+    received_at: float = 0.0
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of the first non-empty paragraph, verbatim (a substring of ``text``)."""
+    paragraph = next((p.strip() for p in text.split("\n") if p.strip()), "")
+    match = _SENTENCE_END.search(paragraph)
+    return paragraph[: match.end()] if match else paragraph
+
+
+def facts_for(article_text: str) -> dict[str, Any]:
+    """A schema-valid IncidentFacts answer whose one cited value quotes the article verbatim."""
+    sentence = first_sentence(article_text) or article_text[:80]
+    return {
+        "when": {"date": None, "time_of_day": None, "raw_phrase": None, "precision": "unknown"},
+        "where": {
+            "place": None,
+            "city": None,
+            "county": None,
+            "state": None,
+            "country": None,
+            "precision": "unknown",
+        },
+        "what": {
+            "event_type": None,
+            "circumstances": {"value": sentence, "quote": sentence, "attribution": "outlet"},
+            "operation_name": None,
+        },
+        "agencies": [],
+        "subjects": [],
+        "officers": {"count_involved": None, "count_fired": None, "injuries": None, "condition": None},
+        "statements": [],
+    }
+
+
+def article_text_of(body: dict[str, Any]) -> str:
+    messages = body.get("messages") or []
+    user_texts = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    # The first user message holds the article; re-asks append more user messages after it.
+    first_user = next((t for t in user_texts if isinstance(t, str)), "")
+    match = ARTICLE_BLOCK.search(first_user)
+    return match.group(2) if match else first_user
+
+
+class FaultServer:
+    """Serves on 127.0.0.1 (an ephemeral port) from a background thread; use as a context manager."""
+
+    def __init__(self, mix: FaultMix | None = None, *, port: int = 0) -> None:
+        self.mix = mix or FaultMix()
+        self.requests: list[RequestLog] = []
+        self._port = port
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._faults: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self.port = 0
+
+    # -- lifecycle --
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FaultServer:
+        self._thread = threading.Thread(target=self._serve_forever, name="fault-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fault server did not start")
+        return self
+
+    def stop(self) -> None:
+        loop, server = self._loop, self._server
+        if loop is None or server is None:
+            return
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> FaultServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _serve_forever(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        self._server = loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", self._port, backlog=1024)
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    # -- bookkeeping --
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self._counts.clear()
+            self._faults.clear()
+
+    def requests_containing(self, marker: str) -> list[RequestLog]:
+        with self._lock:
+            return [log for log in self.requests if marker in log.article_text]
+
+    def outcome_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._lock:
+            for log in self.requests:
+                counts[log.outcome] = counts.get(log.outcome, 0) + 1
+        return counts
+
+    def _choose(self, article_key: str) -> tuple[int, str, bool]:
+        with self._lock:
+            nth = self._counts.get(article_key, 0) + 1
+            self._counts[article_key] = nth
+            faults_so_far = self._faults.get(article_key, 0)
+        draw = random.Random(f"{self.mix.seed}:{article_key}:{nth}")
+        roll, slow_roll = draw.random(), draw.random()
+        outcome = "ok"
+        limit = self.mix.max_faults_per_article
+        if limit is None or faults_so_far < limit:
+            threshold = 0.0
+            for kind in FAULT_KINDS:
+                threshold += getattr(self.mix, kind)
+                if roll < threshold:
+                    outcome = kind
+                    break
+        if outcome != "ok":
+            with self._lock:
+                self._faults[article_key] = faults_so_far + 1
+        return nth, outcome, slow_roll < self.mix.slow
+
+    # -- HTTP --
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request_line = await reader.readline()
+                if not request_line.strip():
+                    break
+                parts = request_line.decode("latin-1").split()
+                if len(parts) != 3:
+                    break
+                method, target, _ = parts
+                headers: dict[str, str] = {}
+                while True:
+                    line = await reader.readline()
+                    if line in (b"\r\n", b"\n", b""):
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", "0") or 0)
+                body = await reader.readexactly(length) if length else b""
+                keep_alive = await self._respond(method, target, headers, body, writer)
+                if not keep_alive:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def _respond(
+        self, method: str, target: str, headers: dict[str, str], raw_body: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
+        path = target.split("?", 1)[0].rstrip("/")
+        if method == "GET" and path.endswith("/models"):
+            await self._send_json(
+                writer, 200, {"object": "list", "data": [{"id": "fault-stub", "object": "model"}]}
+            )
+            return True
+        if method != "POST" or not path.endswith("/chat/completions"):
+            await self._send_json(writer, 404, {"error": {"message": f"no route {method} {path}"}})
+            return True
+        try:
+            body = json.loads(raw_body or b"{}")
+        except json.JSONDecodeError:
+            await self._send_json(writer, 400, {"error": {"message": "request body is not JSON"}})
+            return True
+        text = article_text_of(body)
+        key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        nth, outcome, slow = self._choose(key)
+        with self._lock:
+            self.requests.append(
+                RequestLog(
+                    article_key=key,
+                    article_text=text,
+                    nth=nth,
+                    outcome=outcome,
+                    body=body,
+                    had_authorization="authorization" in headers,
+                    received_at=time.monotonic(),
+                )
+            )
+        delay = self.mix.latency_s + (self.mix.slow_s if slow else 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        retry_headers = {
+            "retry-after-ms": str(int(self.mix.retry_after_s * 1000)),
+            "retry-after": f"{self.mix.retry_after_s:g}",
+        }
+        if outcome == "drop":
+            return False
+        if outcome == "rate_limit":
+            error = {"error": {"message": "Rate limit reached (fault server)", "type": "rate_limit_exceeded"}}
+            await self._send_json(writer, 429, error, retry_headers)
+            return True
+        if outcome == "server_error":
+            error = {"error": {"message": "Internal error (fault server)", "type": "server_error"}}
+            await self._send_json(writer, 500, error, {"retry-after-ms": retry_headers["retry-after-ms"]})
+            return True
+        content = json.dumps(facts_for(text))
+        if outcome == "truncated_content":
+            content = content[: len(content) // 2]
+        completion = {
+            "id": f"chatcmpl-fault-{key[:8]}-{nth}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fault-stub"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "length" if outcome == "truncated_content" else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": max(1, len(raw_body) // 4),
+                "completion_tokens": max(1, len(content) // 4),
+                "total_tokens": max(1, len(raw_body) // 4) + max(1, len(content) // 4),
+            },
+        }
+        if outcome == "truncated_body":
+            payload = json.dumps(completion).encode("utf-8")
+            head = _status_head(200, len(payload), {"content-type": "application/json"})
+            writer.write(head + payload[: len(payload) // 2])
+            await writer.drain()
+            return False
+        await self._send_json(writer, 200, completion)
+        return True
+
+    @staticmethod
+    async def _send_json(
+        writer: asyncio.StreamWriter,
+        status: int,
+        payload: dict[str, Any],
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        writer.write(
+            _status_head(status, len(data), {"content-type": "application/json", **(extra or {})}) + data
+        )
+        await writer.drain()
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+
+
+def _status_head(status: int, length: int, headers: dict[str, str]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"content-length: {length}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Loopback OpenAI-compatible fault-injection server.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="Seconds before every answer.")
+    parser.add_argument("--seed", type=int, default=0)
+    for kind in (*FAULT_KINDS, "slow"):
+        parser.add_argument(f"--{kind.replace('_', '-')}", type=float, default=0.0, help=f"Fraction: {kind}.")
+    args = parser.parse_args()
+    mix = FaultMix(
+        latency_s=args.latency,
+        seed=args.seed,
+        slow=args.slow,
+        **{kind: getattr(args, kind) for kind in FAULT_KINDS},
+    )
+    server = FaultServer(mix, port=args.port).start()
+    print(server.base_url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
