@@ -1,0 +1,306 @@
+"""``triangulate eval``: records scored against gold written in these tests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.evaluate import eval_command, normalize_value, resolve_field, score_records
+from schemas.record import (
+    Agency,
+    Cited,
+    Grounding,
+    GroundingStatus,
+    IncidentRecord,
+    Officers,
+    Provenance,
+    Subject,
+    When,
+    Where,
+)
+
+
+def cited(
+    value: Any, status: GroundingStatus = GroundingStatus.exact, supported: bool | None = True
+) -> Cited:  # type: ignore[type-arg]
+    return Cited(
+        value=value,
+        quote=f"quote for {value}",
+        attribution="outlet",
+        grounding=Grounding(status=status, supported=supported),
+    )
+
+
+def record(name: str, **facts: Any) -> IncidentRecord:
+    article_id = f"sha256:{name}"
+    return IncidentRecord(
+        article_id=article_id,
+        source_path=f"corpus/harlow/{name}",
+        provenance=Provenance(article_id=article_id, source_path=f"corpus/harlow/{name}"),
+        **facts,
+    )
+
+
+GOLD: dict[str, Any] = {
+    "incident": "harlow-lake-chase",
+    "articles": {
+        "a.md": {
+            "when.date": "2026-03-10",
+            "where.city": "Harlow",
+            "where.state": None,
+            "subjects[0].name": "Jos\u00e9 Pe\u00f1a-Whitlock",
+            "subjects[0].age": 41,
+            "officers.count_fired": "1",
+            "agencies[].name": ["Harlow County Sheriff's Office", "FBI"],
+        },
+        "b.md": {
+            "when.date": "2026-03-10",
+            "where.city": "Harlow",
+            "officers.count_fired": "plural",
+            "agencies[].name": ["Harlow County Sheriff's Office", "FBI", "State Police", "DHS"],
+        },
+        "c.md": {"when.date": "2026-03-10", "where.city": "Harlow"},
+    },
+}
+
+
+def perfect_a() -> IncidentRecord:
+    return record(
+        "a.md",
+        when=When(date=cited("2026-03-10")),
+        where=Where(city=cited("Harlow")),
+        subjects=[Subject(name=cited("Jos\u00e9 Pe\u00f1a-Whitlock"), age=cited(41))],
+        officers=Officers(count_fired=cited("1")),
+        agencies=[Agency(name=cited("Harlow County Sheriff's Office")), Agency(name=cited("FBI"))],
+    )
+
+
+def scores_by_field(report: Any) -> dict[str, Any]:
+    return {f.field: f for f in report.fields}
+
+
+# --------------------------------------------------------------------------
+# Normalization
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("got", "gold"),
+    [
+        ("HARLOW", "Harlow"),
+        ("Jose Pena-Whitlock", "Jos\u00e9 Pe\u00f1a-Whitlock"),
+        ("March 10, 2026", "2026-03-10"),
+        ("Mar 10th 2026", "2026-03-10"),
+        ("one", "1"),
+        ("thirty-four", 34),
+        ("34", 34),
+        ("agents", "plural"),
+        ("several", "plural"),
+        ("at a hospital", "at the hospital"),
+        ("Border Patrol", "U.S. Border Patrol"),
+    ],
+)
+def test_values_equal_after_normalization(got: Any, gold: Any) -> None:
+    assert normalize_value(got) == normalize_value(gold)
+
+
+@pytest.mark.parametrize(
+    ("got", "gold"),
+    [
+        ("Phoenix", "Tempe"),
+        ("at the scene", "at the hospital"),
+        ("2026-03-11", "2026-03-10"),
+        ("2", "1"),
+        ("agents", "1"),
+        ("Quintero-Alvares", "Quintero-Alvarez"),
+    ],
+)
+def test_different_values_stay_different_after_normalization(got: Any, gold: Any) -> None:
+    assert normalize_value(got) != normalize_value(gold)
+
+
+# --------------------------------------------------------------------------
+# Field paths
+# --------------------------------------------------------------------------
+
+
+def test_field_keys_resolve_dotted_indexed_and_set_paths() -> None:
+    rec = perfect_a()
+    assert [c.value for c in resolve_field(rec, "subjects[0].name")] == ["Jos\u00e9 Pe\u00f1a-Whitlock"]
+    assert resolve_field(rec, "subjects[1].name") == []
+    assert resolve_field(rec, "where.state") == []
+    assert [c.value for c in resolve_field(rec, "agencies[].name")] == [
+        "Harlow County Sheriff's Office",
+        "FBI",
+    ]
+
+
+def test_an_unknown_field_key_is_an_error_not_a_silent_zero() -> None:
+    with pytest.raises(ValueError, match="subjects\\[0\\].nmae"):
+        resolve_field(perfect_a(), "subjects[0].nmae")
+
+
+# --------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------
+
+
+def test_a_perfect_record_scores_every_graded_field() -> None:
+    report = score_records([perfect_a()], {"articles": {"a.md": GOLD["articles"]["a.md"]}})
+    assert report.accuracy == 1.0
+    assert report.graded == 7
+    assert report.mismatches == []
+    assert report.missing_records == []
+
+
+def test_gold_articles_without_a_record_score_zero_and_are_listed() -> None:
+    report = score_records([perfect_a()], GOLD)
+    assert report.missing_records == ["b.md", "c.md"]
+    assert report.gold_articles == 3 and report.matched_articles == 1
+    fields = scores_by_field(report)
+    assert fields["when.date"].graded == 3
+    assert fields["when.date"].accuracy == pytest.approx(1 / 3, abs=1e-4)
+    assert report.graded == 7 + 4 + 2
+    assert report.accuracy == pytest.approx(7 / 13, abs=1e-4)
+    reasons = {(m.article, m.field): m.reason for m in report.mismatches}
+    assert reasons[("c.md", "where.city")] == "missing-record"
+
+
+def test_a_null_gold_value_requires_null_in_the_record() -> None:
+    rec = perfect_a()
+    rec.where.state = cited("Arizona")
+    report = score_records([rec], {"articles": {"a.md": GOLD["articles"]["a.md"]}})
+    state = scores_by_field(report)["where.state"]
+    assert state.accuracy == 0.0
+    assert [(m.field, m.reason, m.got) for m in report.mismatches] == [
+        ("where.state", "should-be-null", "Arizona")
+    ]
+
+
+def test_a_wrong_scalar_scores_zero_and_is_listed_with_both_values() -> None:
+    rec = perfect_a()
+    rec.subjects[0].age = cited(14)
+    report = score_records([rec], {"articles": {"a.md": GOLD["articles"]["a.md"]}})
+    assert scores_by_field(report)["subjects[0].age"].accuracy == 0.0
+    (mismatch,) = report.mismatches
+    assert (mismatch.gold, mismatch.got, mismatch.reason) == (41, 14, "wrong")
+
+
+def test_set_fields_score_by_jaccard_and_count_exact_sets() -> None:
+    # Gold for b.md has four agencies; the record finds three of them and one extra.
+    rec = record(
+        "b.md",
+        when=When(date=cited("March 10, 2026")),
+        where=Where(city=cited("harlow")),
+        officers=Officers(count_fired=cited("deputies")),
+        agencies=[
+            Agency(name=cited("Harlow County Sheriff's Office")),
+            Agency(name=cited("FBI")),
+            Agency(name=cited("the State Police")),
+            Agency(name=cited("ICE")),
+        ],
+    )
+    report = score_records([rec], {"articles": {"b.md": GOLD["articles"]["b.md"]}})
+    agencies = scores_by_field(report)["agencies[].name"]
+    assert agencies.accuracy == pytest.approx(3 / 5)  # |{3 shared}| / |{5 in the union}|
+    assert agencies.exact_sets == 0
+    assert scores_by_field(report)["officers.count_fired"].accuracy == 1.0
+    assert report.mismatches[0].reason == "partial-set"
+
+
+def test_records_match_gold_by_article_id_as_well_as_file_name() -> None:
+    rec = perfect_a()
+    gold = {"articles": {rec.article_id: {"where.city": "Harlow"}}}
+    report = score_records([rec], gold)
+    assert report.matched_articles == 1 and report.accuracy == 1.0
+
+
+def test_records_without_gold_and_duplicate_records_are_reported() -> None:
+    stray = record("zzz.md", where=Where(city=cited("Harlow")))
+    report = score_records(
+        [perfect_a(), perfect_a(), stray], {"articles": {"a.md": {"where.city": "Harlow"}}}
+    )
+    assert report.unmatched_records == ["corpus/harlow/zzz.md"]
+    assert report.duplicate_records == ["a.md"]
+
+
+def test_grounding_and_unsupported_rates_count_non_null_cited_values() -> None:
+    rec = record(
+        "c.md",
+        when=When(date=cited("2026-03-10", GroundingStatus.unfound, supported=None)),
+        where=Where(
+            city=cited("Harlow", GroundingStatus.fuzzy, supported=False),
+            state=cited(None, GroundingStatus.unfound),  # null: not counted
+            county=cited("Harlow County", GroundingStatus.normalized, supported=True),
+        ),
+        subjects=[Subject(name=Cited(value="Jos\u00e9", quote="Jos\u00e9", attribution="outlet"))],
+    )
+    report = score_records([rec], {"articles": {"c.md": GOLD["articles"]["c.md"]}})
+    assert report.cited_values == 4
+    assert report.grounded == 2  # fuzzy + normalized; the never-grounded name is not located
+    assert report.not_grounded_yet == 1
+    assert report.grounding_rate == 0.5
+    assert report.unsupported == 1 and report.unsupported_rate == 0.25
+    fields = scores_by_field(report)
+    assert fields["when.date"].grounding_rate == 0.0
+    assert fields["where.city"].unsupported_rate == 1.0
+
+
+# --------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------
+
+
+def write_inputs(
+    tmp_path: Path, records: list[IncidentRecord], extra_lines: Sequence[str] = ()
+) -> tuple[Path, Path]:
+    records_path = tmp_path / "records.jsonl"
+    lines = [r.model_dump_json() for r in records] + list(extra_lines)
+    records_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    gold_path = tmp_path / "gold.json"
+    gold_path.write_text(json.dumps(GOLD), encoding="utf-8")
+    return records_path, gold_path
+
+
+def test_eval_command_prints_an_aligned_table_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records_path, gold_path = write_inputs(tmp_path, [perfect_a()], ["{not json", '{"article_id": 3}'])
+    out = tmp_path / "reports" / "eval.json"
+    code = eval_command(argparse.Namespace(records=records_path, gold=gold_path, json_out=out))
+    assert code == 0
+    printed = capsys.readouterr().out
+    table = printed.split("\n\n")[0].splitlines()
+    assert table[0].split() == ["field", "graded", "accuracy", "cited", "grounded", "unsupported"]
+    widths = {len(line) for line in table}
+    assert len(widths) == 1  # every row padded to the same width
+    assert any(line.startswith("OVERALL") for line in table)
+    assert "gold articles with no record (scored 0): b.md, c.md" in printed
+    assert "unreadable lines: 2" in printed
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["missing_records"] == ["b.md", "c.md"]
+    assert data["records_read"] == 1
+    assert [line.split(":")[0] for line in data["unreadable_lines"]] == ["2", "3"]
+    assert data["accuracy"] == pytest.approx(7 / 13, abs=1e-4)
+
+
+def test_triangulate_eval_runs_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records_path, gold_path = write_inputs(tmp_path, [perfect_a()])
+    assert main(["eval", str(records_path), str(gold_path), "--json", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["matched_articles"] == 1
+
+
+def test_eval_command_reports_a_missing_file_with_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = argparse.Namespace(records=tmp_path / "none.jsonl", gold=tmp_path / "none.json", json_out=None)
+    assert eval_command(args) == 2
+    assert "none.jsonl" in capsys.readouterr().err
