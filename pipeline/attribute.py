@@ -168,6 +168,18 @@ _UNSPECIFIED_AUTHORITY = frozenset(
         "officers",
         "agents",
         "federal agents",
+        "the department",
+        "department",
+        "the agency",
+        "agency",
+        "the statement",
+        "a statement",
+        "statement",
+        "a spokesperson",
+        "spokesperson",
+        "a spokesman",
+        "a spokeswoman",
+        "a police spokesperson",
     }
 )
 

@@ -506,7 +506,11 @@ def _states_one(folded: str) -> bool:
     nouns = "|".join(_OFFICER_NOUNS)
     singles = "|".join(_SINGULAR_WORDS)
     # Up to five words between: "a Harlow County sheriff's deputy".
-    return bool(re.search(rf"\b(?:{singles})\b(?:\s+\w+){{0,5}}?\s+(?:{nouns})\b", folded))
+    if re.search(rf"\b(?:{singles})\b(?:\s+\w+){{0,5}}?\s+(?:{nouns})\b", folded):
+        return True
+    # Headlines drop the article ("Border Patrol agent kills driver"): a singular
+    # noun with no plural one beside it still says one.
+    return bool(re.search(rf"\b(?:{nouns})\b", folded)) and not _states_plural(folded)
 
 
 def _states_plural(folded: str) -> bool:

@@ -164,3 +164,10 @@ def test_a_malformed_user_table_is_rejected_with_its_path(tmp_path: Path, conten
     table.write_text(content, encoding="utf-8")
     with pytest.raises(ValueError, match="bad.yaml"):
         load_speaker_table([table])
+
+
+@pytest.mark.parametrize(
+    "attribution", ["the department", "a spokesperson", "the statement", "federal officials"]
+)
+def test_an_unnamed_agency_voice_is_unspecified_rather_than_a_person(attribution: str) -> None:
+    assert speaker(attribution) == "agency:unspecified"

@@ -507,3 +507,8 @@ def test_a_fuzzy_match_is_checked_against_the_article_wording_not_the_extractor_
     assert condition.grounding.status == GroundingStatus.fuzzy
     assert "fair condition" in ARTICLE[condition.grounding.start : condition.grounding.end]
     assert condition.grounding.supported is False
+
+
+def test_a_headline_without_an_article_still_states_a_single_officer() -> None:
+    assert check_support("1", "Border Patrol agent kills driver in Arizona stop", kind="count") is True
+    assert check_support("1", "immigration agents killed a driver", kind="count") is False
