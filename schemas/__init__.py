@@ -5,6 +5,17 @@ stages depend on the schema and never on each other's internals.
 """
 
 from schemas.article import Article
+from schemas.incident import (
+    Conflict,
+    ConflictValue,
+    FieldVerdict,
+    Incident,
+    JoinReason,
+    ReconcileResult,
+    SourceCitation,
+    ValueSupport,
+    Verdict,
+)
 from schemas.record import (
     SCHEMA_VERSION,
     Agency,
@@ -25,6 +36,15 @@ from schemas.record import (
 from schemas.run import AttemptLog, ExtractionResult, FailureRow
 
 __all__ = [
+    "Conflict",
+    "ConflictValue",
+    "FieldVerdict",
+    "Incident",
+    "JoinReason",
+    "ReconcileResult",
+    "SourceCitation",
+    "ValueSupport",
+    "Verdict",
     "SCHEMA_VERSION",
     "Agency",
     "Article",

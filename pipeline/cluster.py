@@ -1,0 +1,296 @@
+"""Group records (one per article) into incidents.
+
+Two records describe one incident when nothing vetoes it and enough agrees:
+
+* vetoes: dates more than ``DATE_WINDOW_DAYS`` apart; places in different
+  states, or different cities that are not one metro ("Tempe" and "Phoenix"
+  are compatible, "Tempe" and "Mesa" are not); named subjects whose names
+  do not match at all;
+* links: a matching subject name (up to spelling, token order and partial
+  surnames) together with a compatible date, place or a second full name; or,
+  without names, a date within the window and the same city or metro.
+
+Pairs are only compared within blocks (place x 4-day bucket, subject name
+token x 4-day bucket, state for records without a city), never all pairs, and
+linked pairs are merged with union-find. Records are sorted first, so the
+clusters, their ids and the join reasons do not depend on input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from pipeline.gazetteer import City, get_gazetteer
+from pipeline.normalize import NAME_MATCH, DateSpan, name_similarity, name_tokens, resolve_date
+from schemas.incident import JoinReason
+from schemas.record import IncidentRecord
+
+DATE_WINDOW_DAYS = 3
+# Dates are bucketed in spans longer than the window, so a pair within the
+# window always lies in the same or adjacent buckets.
+BUCKET_DAYS = DATE_WINDOW_DAYS + 1
+# A block this large says nothing (a common surname, a big city in a busy
+# week); comparing all of it would be quadratic, so it is compared only
+# through the other keys of its records.
+MAX_BLOCK = 400
+NAME_VETO = 60.0
+
+
+@dataclass(frozen=True)
+class RecordFeatures:
+    """What clustering compares, computed once per record."""
+
+    date: DateSpan | None
+    state: str | None
+    city: City | None
+    city_text: str | None  # a city the gazetteer does not know, folded
+    metro_id: int | None
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    id: str
+    records: tuple[IncidentRecord, ...]
+    joins: tuple[JoinReason, ...]
+
+    @property
+    def article_ids(self) -> list[str]:
+        return [r.article_id for r in self.records]
+
+
+@dataclass
+class _UnionFind:
+    parent: list[int] = field(default_factory=list)
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            # The smaller index wins, so roots are stable regardless of pair order.
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _value(cited: object) -> str | None:
+    value = getattr(cited, "value", None)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def record_features(record: IncidentRecord) -> RecordFeatures:
+    published: date | None = record.provenance.published
+    span = None
+    for raw in (_value(record.when.date), _value(record.when.raw_phrase)):
+        if raw is not None:
+            span = resolve_date(raw, published)
+            if span is not None:
+                break
+    gazetteer = get_gazetteer()
+    state = gazetteer.state_code(_value(record.where.state))
+    country = gazetteer.country_code(_value(record.where.country))
+    city = None
+    city_text = None
+    city_raw = _value(record.where.city)
+    if city_raw is not None:
+        place = gazetteer.place_name(city_raw, state, country)
+        city = place.city
+        city_text = None if city is not None else place.folded
+        if city is not None and state is None and city.country == "US":
+            state = city.admin1
+    metro_id = gazetteer.metro_core(city).geonameid if city is not None else None
+    names = tuple(_value(s.name) or "" for s in record.subjects if _value(s.name))
+    return RecordFeatures(span, state, city, city_text, metro_id, tuple(n for n in names if name_tokens(n)))
+
+
+def _place_score(a: RecordFeatures, b: RecordFeatures) -> float | None:
+    """0-100 place agreement; None is a veto (incompatible places)."""
+    if a.state and b.state and a.state != b.state:
+        return None
+    if a.city is not None and b.city is not None:
+        if a.city.geonameid == b.city.geonameid:
+            return 100.0
+        if a.metro_id == b.metro_id:
+            # Suburb vs metro name, or two suburbs of one metro: only the
+            # former is compatible.
+            if a.metro_id in (a.city.geonameid, b.city.geonameid):
+                return 90.0
+            return None
+        return None
+    if a.city_text is not None and b.city_text is not None:
+        from rapidfuzz import fuzz
+
+        return 95.0 if fuzz.ratio(a.city_text, b.city_text) >= 90 else None
+    if a.state and b.state:
+        return 50.0
+    return 0.0
+
+
+def _subject_score(a: RecordFeatures, b: RecordFeatures) -> float | None:
+    """Best name similarity between the two records' subjects; None is a veto."""
+    if not a.names or not b.names:
+        return 0.0
+    best = max(name_similarity(x, y) for x in a.names for y in b.names)
+    return None if best < NAME_VETO else best
+
+
+def compare(a: RecordFeatures, b: RecordFeatures) -> dict[str, float] | None:
+    """Field -> score when the two records describe one incident; None otherwise."""
+    matched: dict[str, float] = {}
+    date_known = a.date is not None and b.date is not None
+    if a.date is not None and b.date is not None:
+        gap = a.date.distance_days(b.date)
+        if gap > DATE_WINDOW_DAYS:
+            return None
+        matched["date"] = 100.0 - 25.0 * gap
+    place = _place_score(a, b)
+    if place is None:
+        return None
+    if place > 0:
+        matched["place"] = place
+    subject = _subject_score(a, b)
+    if subject is None:
+        return None
+    if subject > 0:
+        matched["subject"] = round(subject, 1)
+    names_match = subject >= NAME_MATCH
+    full_names = names_match and any(
+        len(name_tokens(x)) >= 2 and len(name_tokens(y)) >= 2 and name_similarity(x, y) >= NAME_MATCH
+        for x in a.names
+        for y in b.names
+    )
+    if names_match and (date_known or place >= 50.0 or full_names):
+        return matched
+    if date_known and place >= 90.0:
+        return matched
+    return None
+
+
+def _bucket(span: DateSpan | None) -> int | None:
+    if span is None:
+        return None
+    return span.start.toordinal() // BUCKET_DAYS
+
+
+def _blocking_keys(f: RecordFeatures) -> list[tuple[str, str]]:
+    keys: list[tuple[str, str]] = []
+    if f.metro_id is not None:
+        keys.append(("metro", str(f.metro_id)))
+    elif f.city_text is not None:
+        keys.append(("city", f"{f.state or ''}:{f.city_text}"))
+    seen: set[str] = set()
+    for name in f.names:
+        for token in name_tokens(name):
+            if len(token) >= 3 and token not in seen:
+                seen.add(token)
+                keys.append(("name", token))
+    if f.state is not None:
+        keys.append(("state", f.state))
+    return keys
+
+
+def _candidate_pairs(features: Sequence[RecordFeatures]) -> set[tuple[int, int]]:
+    """Pairs sharing a blocking key and a date bucket (or adjacent buckets)."""
+    blocks: dict[tuple[str, str], dict[int | None, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for index, f in enumerate(features):
+        bucket = _bucket(f.date)
+        for key in _blocking_keys(f):
+            blocks[key][bucket].append(index)
+    pairs: set[tuple[int, int]] = set()
+    has_city = [f.metro_id is not None or f.city_text is not None for f in features]
+
+    def add_pairs(left: list[int], right: list[int], *, only_cityless: bool) -> None:
+        if len(left) * len(right) > MAX_BLOCK * MAX_BLOCK:
+            return
+        for i in left:
+            for j in right:
+                # The state block exists only to reach records without a city.
+                if i == j or (only_cityless and has_city[i] and has_city[j]):
+                    continue
+                pairs.add((i, j) if i < j else (j, i))
+
+    for key, by_bucket in blocks.items():
+        only_cityless = key[0] == "state"
+        undated = by_bucket.get(None, [])
+        dated_buckets = sorted(b for b in by_bucket if b is not None)
+        for bucket in dated_buckets:
+            members = by_bucket[bucket]
+            add_pairs(members, members, only_cityless=only_cityless)
+            following = by_bucket.get(bucket + 1)
+            if following:
+                add_pairs(members, following, only_cityless=only_cityless)
+            if undated:
+                add_pairs(members, undated, only_cityless=only_cityless)
+        if undated:
+            add_pairs(undated, undated, only_cityless=only_cityless)
+    return pairs
+
+
+def incident_id(article_ids: Iterable[str]) -> str:
+    """Deterministic id: the same members give the same id in every run."""
+    digest = hashlib.sha256("\n".join(sorted(article_ids)).encode("utf-8")).hexdigest()
+    return "inc-" + digest[:16]
+
+
+def record_sort_key(record: IncidentRecord) -> tuple[str, str]:
+    """A total order on records that does not depend on where they came from."""
+    return (record.article_id, record.model_dump_json())
+
+
+def sort_records(records: Iterable[IncidentRecord]) -> list[IncidentRecord]:
+    """Records by article id; the full JSON only breaks ties between records of one article."""
+    ordered = sorted(records, key=lambda r: r.article_id)
+    has_ties = any(a.article_id == b.article_id for a, b in zip(ordered, ordered[1:], strict=False))
+    return sorted(ordered, key=record_sort_key) if has_ties else ordered
+
+
+def cluster_records(records: Iterable[IncidentRecord]) -> list[Cluster]:
+    """Group records into incidents; clusters sorted by id, members by article id."""
+    ordered = sort_records(records)
+    features = [record_features(r) for r in ordered]
+    uf = _UnionFind(list(range(len(ordered))))
+    edges: dict[int, list[tuple[float, int, dict[str, float]]]] = defaultdict(list)
+    for i, j in sorted(_candidate_pairs(features)):
+        matched = compare(features[i], features[j])
+        if matched is None:
+            continue
+        uf.union(i, j)
+        score = round(sum(matched.values()) / 3.0, 1)
+        edges[i].append((score, j, matched))
+        edges[j].append((score, i, matched))
+    members: dict[int, list[int]] = defaultdict(list)
+    for index in range(len(ordered)):
+        members[uf.find(index)].append(index)
+    clusters: list[Cluster] = []
+    for indices in members.values():
+        joins: list[JoinReason] = []
+        for index in indices:
+            links = edges.get(index)
+            if not links:
+                joins.append(JoinReason(article_id=ordered[index].article_id, linked_to=None))
+                continue
+            score, other, matched = max(links, key=lambda e: (e[0], -e[1]))
+            joins.append(
+                JoinReason(
+                    article_id=ordered[index].article_id,
+                    linked_to=ordered[other].article_id,
+                    score=score,
+                    matched=dict(sorted(matched.items())),
+                )
+            )
+        group = tuple(ordered[i] for i in indices)
+        clusters.append(Cluster(incident_id(r.article_id for r in group), group, tuple(joins)))
+    clusters.sort(key=lambda c: c.id)
+    return clusters

@@ -1,0 +1,749 @@
+"""Reconcile the records of each incident into one merged record with per-field verdicts.
+
+Per incident and field path, the distinct values (by comparison form, see
+``pipeline.normalize``) are collected with every citation behind them, and
+the field gets one verdict:
+
+* ``not-reported``: no article reports it, or only citations that are not
+  evidence (quote not found in the article, or not supporting the value);
+* ``agreed``: one value, from at least two independent sources;
+* ``single-source``: one value, from one independent source (one article,
+  or several outlets relaying one speaker or copying one text);
+* ``variant``: several forms of one value ("Quintero-Alvarez" /
+  "Quintero-Alvares" / "Rafael Quintero"; "serious" / "several" injuries);
+* ``more-specific``: values that nest ("Tempe" within "Phoenix"; "2" within
+  "agents"; "7:30 a.m." within "morning");
+* ``contradiction``: at least two values that cannot both be true.
+
+Only citations that are evidence decide a verdict; the others are listed
+with ``decides: false``. A record that was never grounded (``grounding`` is
+null, e.g. written by hand) counts as evidence: unchecked, not disproven.
+
+Independence: citations with the same speaker, or whose quotes are
+near-identical across articles (copying), form one source group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rapidfuzz import fuzz
+
+from pipeline.cluster import Cluster, cluster_records
+from pipeline.normalize import (
+    NAME_MATCH,
+    CountRange,
+    Normalized,
+    Relation,
+    ValueContext,
+    agency_key,
+    fallback_speaker,
+    name_similarity,
+    normalize_value,
+    quote_key,
+    quotes_match,
+    relate,
+    template_of,
+)
+from schemas.incident import (
+    FLAGGED_VERDICTS,
+    Conflict,
+    ConflictValue,
+    FieldVerdict,
+    Incident,
+    ReconcileResult,
+    Scalar,
+    SourceCitation,
+    ValueSupport,
+    Verdict,
+)
+from schemas.record import Cited, Grounding, IncidentFacts, IncidentRecord, Statement, Subject
+
+# Quotes at least this long (normalised characters) that are near-identical
+# across outlets are taken as copied text; shorter ones ("in Tempe") are not.
+COPY_MIN_CHARS = 40
+COPY_MIN_RATIO = 95.0
+
+SCALAR_SECTIONS: dict[str, tuple[str, ...]] = {
+    "when": ("date", "time_of_day", "raw_phrase"),
+    "where": ("place", "city", "county", "state", "country"),
+    "what": ("event_type", "circumstances", "operation_name"),
+    "officers": ("count_involved", "count_fired", "injuries", "condition"),
+}
+SUBJECT_FIELDS = (
+    "name",
+    "age",
+    "gender",
+    "nationality",
+    "status_claimed",
+    "armed_with",
+    "outcome",
+    "place_of_death",
+)
+AGENCY_FIELDS = ("name", "role")
+
+
+@dataclass(frozen=True)
+class _Cite:
+    """One record's value for one field, with what reconciliation needs to judge it."""
+
+    value: Scalar
+    norm: Normalized
+    article_id: str
+    outlet: str | None
+    quote: str
+    attribution: str
+    speaker: str
+    grounding: Grounding | None
+    decides: bool
+
+
+def _decides(grounding: Grounding | None) -> bool:
+    return grounding is None or grounding.is_evidence
+
+
+def _context(record: IncidentRecord) -> ValueContext:
+    def text(cited: Cited[str] | None) -> str | None:
+        return str(cited.value) if cited is not None and cited.value is not None else None
+
+    return ValueContext(record.provenance.published, text(record.where.state), text(record.where.country))
+
+
+@lru_cache(maxsize=200_000)
+def _normalize(template: str, text: str, ctx: ValueContext) -> Normalized:
+    return normalize_value(template, text, ctx)
+
+
+def _cite(path: str, cited: Cited[Any] | None, record: IncidentRecord, ctx: ValueContext) -> _Cite | None:
+    if cited is None or cited.value is None or (isinstance(cited.value, str) and not cited.value.strip()):
+        return None
+    value = cited.value if isinstance(cited.value, str | int | float | bool) else str(cited.value)
+    outlet = record.provenance.outlet
+    speaker = cited.speaker or fallback_speaker(cited.attribution, outlet, record.article_id)
+    return _Cite(
+        value=value,
+        norm=_normalize(template_of(path), str(value), ctx),
+        article_id=record.article_id,
+        outlet=outlet,
+        quote=cited.quote,
+        attribution=cited.attribution,
+        speaker=speaker,
+        grounding=cited.grounding,
+        decides=_decides(cited.grounding),
+    )
+
+
+# --------------------------------------------------------------------------- list items
+
+
+@dataclass
+class _Slot:
+    """One list item (a subject, an agency, a statement) matched across records."""
+
+    items: list[tuple[int, Any]]  # (record index, item)
+    created: int
+
+    @property
+    def records(self) -> set[int]:
+        return {r for r, _ in self.items}
+
+
+def _subject_has_content(subject: Subject) -> bool:
+    return any(
+        getattr(subject, f) is not None and getattr(subject, f).value is not None for f in SUBJECT_FIELDS
+    )
+
+
+def _subject_name(subject: Subject) -> str | None:
+    if subject.name is None or subject.name.value is None:
+        return None
+    return str(subject.name.value).strip() or None
+
+
+def _attribute_agreement(subject: Subject, slot: _Slot) -> int:
+    """How well an unnamed subject fits a slot: agreeing minus conflicting age/gender."""
+    score = 0
+    for field_name in ("age", "gender"):
+        mine = getattr(subject, field_name)
+        if mine is None or mine.value is None:
+            continue
+        for _, other in slot.items:
+            theirs = getattr(other, field_name)
+            if theirs is not None and theirs.value is not None:
+                score += 1 if str(theirs.value).casefold() == str(mine.value).casefold() else -1
+    return score
+
+
+def _align_subjects(records: Sequence[IncidentRecord]) -> list[_Slot]:
+    slots: list[_Slot] = []
+    # Named subjects first, so an unnamed one never founds a slot a name should have.
+    for index, record in enumerate(records):
+        for subject in record.subjects:
+            name = _subject_name(subject)
+            if name is None:
+                continue
+            best, best_slot = 0.0, None
+            for slot in slots:
+                if index in slot.records:
+                    continue
+                names = [_subject_name(s) for _, s in slot.items]
+                score = max((name_similarity(name, n) for n in names if n), default=0.0)
+                if score > best:
+                    best, best_slot = score, slot
+            if best_slot is not None and best >= NAME_MATCH:
+                best_slot.items.append((index, subject))
+            else:
+                slots.append(_Slot([(index, subject)], len(slots)))
+    for index, record in enumerate(records):
+        for subject in record.subjects:
+            if _subject_name(subject) is not None or not _subject_has_content(subject):
+                continue
+            free = [s for s in slots if index not in s.records]
+            scored = [(_attribute_agreement(subject, s), -s.created, s) for s in free]
+            fits = [t for t in scored if t[0] >= 0]
+            if fits:
+                max(fits, key=lambda t: (t[0], t[1]))[2].items.append((index, subject))
+            else:
+                slots.append(_Slot([(index, subject)], len(slots)))
+    return _order_slots(slots)
+
+
+def _align_agencies(records: Sequence[IncidentRecord]) -> list[_Slot]:
+    by_key: dict[str, _Slot] = {}
+    for index, record in enumerate(records):
+        for agency in record.agencies:
+            if agency.name.value is None or not str(agency.name.value).strip():
+                continue
+            key = agency_key(str(agency.name.value))
+            slot = by_key.setdefault(key, _Slot([], len(by_key)))
+            slot.items.append((index, agency))
+    return _order_slots(list(by_key.values()))
+
+
+def _align_statements(records: Sequence[IncidentRecord]) -> list[_Slot]:
+    slots: list[_Slot] = []
+    for index, record in enumerate(records):
+        for statement in record.statements:
+            if not statement.quote.strip():
+                continue
+            target = next(
+                (s for s in slots if any(quotes_match(statement.quote, other.quote) for _, other in s.items)),
+                None,
+            )
+            if target is None:
+                slots.append(_Slot([(index, statement)], len(slots)))
+            else:
+                target.items.append((index, statement))
+    return _order_slots(slots)
+
+
+def _order_slots(slots: list[_Slot]) -> list[_Slot]:
+    """Most-reported item first; creation order (records sorted by article id) breaks ties."""
+    return sorted(slots, key=lambda s: (-len(s.records), s.created))
+
+
+# --------------------------------------------------------------------------- independence
+
+
+def _source_groups(cites: Sequence[_Cite]) -> list[str]:
+    """The independent source of each citation: same speaker, or copied text across articles."""
+    parent = list(range(len(cites)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    first_by_speaker: dict[str, int] = {}
+    for i, cite in enumerate(cites):
+        if cite.speaker in first_by_speaker:
+            union(first_by_speaker[cite.speaker], i)
+        else:
+            first_by_speaker[cite.speaker] = i
+    keys = [quote_key(c.quote) for c in cites]
+    for i in range(len(cites)):
+        if len(keys[i]) < COPY_MIN_CHARS:
+            continue
+        for j in range(i + 1, len(cites)):
+            if (
+                cites[i].article_id != cites[j].article_id
+                and len(keys[j]) >= COPY_MIN_CHARS
+                and (keys[i] == keys[j] or fuzz.ratio(keys[i], keys[j]) >= COPY_MIN_RATIO)
+            ):
+                union(i, j)
+    names: dict[int, str] = {}
+    for i, cite in enumerate(cites):
+        root = find(i)
+        names[root] = min(names.get(root, cite.speaker), cite.speaker)
+    return [names[find(i)] for i in range(len(cites))]
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def _display_value(cites: Sequence[_Cite]) -> Scalar:
+    """The most common raw value of a form (ties: the first in sorted order)."""
+    counts = Counter(c.value for c in cites)
+    return min(counts, key=lambda v: (-counts[v], str(v)))
+
+
+def _rank_key(value: ValueSupport, deciding: dict[str, tuple[int, int]]) -> tuple[int, int, int, str]:
+    n_sources, n_articles = deciding.get(value.form, (0, 0))
+    return (-n_sources, -n_articles, -len(str(value.value)), value.form)
+
+
+def judge_field(path: str, cites: Sequence[_Cite]) -> FieldVerdict:
+    """The verdict for one field of one incident, from every record's citation."""
+    if not cites:
+        return FieldVerdict(path=path, verdict="not-reported", values=[])
+    groups = _source_groups(cites)
+    by_form: dict[str, list[int]] = defaultdict(list)
+    for i, cite in enumerate(cites):
+        by_form[cite.norm.form].append(i)
+    values: list[ValueSupport] = []
+    deciding_stats: dict[str, tuple[int, int]] = {}
+    norms: dict[str, Normalized] = {}
+    for form, indices in by_form.items():
+        form_cites = [cites[i] for i in indices]
+        norms[form] = form_cites[0].norm
+        citations = [
+            SourceCitation(
+                article_id=c.article_id,
+                outlet=c.outlet,
+                quote=c.quote,
+                attribution=c.attribution,
+                speaker=c.speaker,
+                source_group=groups[i],
+                grounding=c.grounding.status if c.grounding is not None else None,
+                decides=c.decides,
+            )
+            for i, c in zip(indices, form_cites, strict=True)
+        ]
+        decisive = [i for i in indices if cites[i].decides]
+        if decisive:
+            deciding_stats[form] = (
+                len({groups[i] for i in decisive}),
+                len({cites[i].article_id for i in decisive}),
+            )
+        values.append(
+            ValueSupport(
+                value=_display_value(form_cites),
+                form=form,
+                article_ids=sorted({c.article_id for c in form_cites}),
+                speakers=sorted({c.speaker for c in form_cites}),
+                n_articles=len({c.article_id for c in form_cites}),
+                n_independent_sources=len({groups[i] for i in indices}),
+                decides=bool(decisive),
+                citations=sorted(citations, key=lambda c: (c.article_id, c.quote, c.speaker)),
+            )
+        )
+    values.sort(key=lambda v: _rank_key(v, deciding_stats))
+    deciding_indices = [i for i, c in enumerate(cites) if c.decides]
+    n_articles = len({c.article_id for c in cites})
+    n_sources = len({groups[i] for i in deciding_indices})
+    decisive_values = [v for v in values if v.form in deciding_stats]
+    verdict: Verdict
+    note: str | None = None
+    consensus: Scalar = None
+    rule: str | None = None
+    if not decisive_values:
+        verdict = "not-reported"
+        note = "reported only by values whose quotes are not evidence (unfound or unsupported)"
+    elif len(decisive_values) == 1:
+        verdict = "agreed" if n_sources >= 2 else "single-source"
+        consensus = decisive_values[0].value
+        rule = "all sources agree" if verdict == "agreed" else "only source"
+        if verdict == "single-source" and deciding_stats[decisive_values[0].form][1] > 1:
+            note = f"{deciding_stats[decisive_values[0].form][1]} articles relay one source"
+    else:
+        verdict, consensus, rule, note = _judge_values(path, decisive_values, norms, deciding_stats)
+    ungrounded = [v for v in values if not v.decides]
+    if ungrounded and verdict != "not-reported":
+        extra = f"{len(ungrounded)} value(s) shown but not evidence"
+        note = f"{note}; {extra}" if note else extra
+    return FieldVerdict(
+        path=path,
+        verdict=verdict,
+        values=values,
+        consensus=consensus,
+        rule=rule,
+        note=note,
+        n_articles=n_articles,
+        n_independent_sources=n_sources,
+    )
+
+
+def _judge_values(
+    path: str,
+    values: list[ValueSupport],
+    norms: dict[str, Normalized],
+    stats: dict[str, tuple[int, int]],
+) -> tuple[Verdict, Scalar, str, str | None]:
+    """Two or more decisive forms: variant, more-specific or contradiction, and a consensus."""
+    more_specific_than: dict[str, set[str]] = defaultdict(set)
+    contradictions: list[tuple[str, str]] = []
+    for i, a in enumerate(values):
+        for b in values[i + 1 :]:
+            relation = relate(path, norms[a.form], norms[b.form])
+            if relation is Relation.CONTRADICTION:
+                contradictions.append((a.form, b.form))
+            elif relation is Relation.LEFT_MORE_SPECIFIC:
+                more_specific_than[a.form].add(b.form)
+            elif relation is Relation.RIGHT_MORE_SPECIFIC:
+                more_specific_than[b.form].add(a.form)
+    ranked = sorted(values, key=lambda v: _rank_key(v, stats))
+    if contradictions:
+        disputed = "; ".join(f"{a} vs {b}" for a, b in sorted(contradictions))
+        counts = [norms[v.form].data for v in ranked]
+        if all(isinstance(c, CountRange) for c in counts):
+            # ACLED practice: report the conservative figure, note the dispute.
+            lowest = min(ranked, key=lambda v: (_count_low(norms[v.form]), _rank_key(v, stats)))
+            note = f"disputed: {disputed}"
+            if any(isinstance(c, CountRange) and c.high is None for c in counts):
+                note += " (ambiguous count: plural wording without a figure)"
+            return "contradiction", lowest.value, "conservative figure (lowest count)", note
+        top, second = stats[ranked[0].form][0], stats[ranked[1].form][0]
+        if top > second:
+            return "contradiction", ranked[0].value, "most independent sources", f"disputed: {disputed}"
+        return (
+            "contradiction",
+            None,
+            "no consensus: independent sources split evenly",
+            f"disputed: {disputed}",
+        )
+    if more_specific_than:
+        less_specific = {f for forms in more_specific_than.values() for f in forms}
+        candidates = [v for v in ranked if v.form not in less_specific]
+        return "more-specific", candidates[0].value, "most specific compatible value", None
+    return "variant", ranked[0].value, "most independent sources", None
+
+
+def _count_low(norm: Normalized) -> int:
+    return norm.data.low if isinstance(norm.data, CountRange) else 1 << 30
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+def _field_cites(
+    records: Sequence[IncidentRecord],
+    contexts: Sequence[ValueContext],
+    path: str,
+    get: Callable[[IncidentRecord], Any],
+) -> list[_Cite]:
+    cites = []
+    for record, ctx in zip(records, contexts, strict=True):
+        cite = _cite(path, get(record), record, ctx)
+        if cite is not None:
+            cites.append(cite)
+    return cites
+
+
+def _statement_cites(
+    records: Sequence[IncidentRecord], slot: _Slot, contexts: Sequence[ValueContext]
+) -> tuple[list[_Cite], list[_Cite]]:
+    speakers: list[_Cite] = []
+    quotes: list[_Cite] = []
+    for index, statement in slot.items:
+        record: IncidentRecord = records[index]
+        assert isinstance(statement, Statement)
+        attribution = statement.speaker + (f" ({statement.affiliation})" if statement.affiliation else "")
+        speaker = statement.speaker_id or _statement_speaker(statement, record)
+        said = _Cite(
+            value=statement.speaker,
+            norm=Normalized(speaker),
+            article_id=record.article_id,
+            outlet=record.provenance.outlet,
+            quote=statement.quote,
+            attribution=attribution,
+            speaker=speaker,
+            grounding=statement.grounding,
+            decides=_decides(statement.grounding),
+        )
+        speakers.append(said)
+        quote_norm = _normalize("statements[].quote", statement.quote, contexts[index])
+        quotes.append(dataclasses.replace(said, value=statement.quote, norm=quote_norm))
+    return speakers, quotes
+
+
+def _statement_speaker(statement: Statement, record: IncidentRecord) -> str:
+    """A spokesperson speaks for their agency; anyone else for themselves."""
+    own = fallback_speaker(statement.speaker, record.provenance.outlet, record.article_id)
+    if statement.affiliation and not own.startswith("agency:"):
+        affiliated = fallback_speaker(statement.affiliation, record.provenance.outlet, record.article_id)
+        if affiliated.startswith("agency:"):
+            return affiliated
+    return own
+
+
+def _best_cite(cites: Sequence[_Cite], form: str) -> _Cite | None:
+    """The citation the merged record shows for a value: decisive first, then by article."""
+    matching = [c for c in cites if c.norm.form == form]
+    matching.sort(key=lambda c: (not c.decides, c.article_id, c.quote))
+    return matching[0] if matching else None
+
+
+def _merged_cited(verdict: FieldVerdict, cites: Sequence[_Cite]) -> dict[str, Any] | None:
+    if verdict.consensus is None:
+        return None
+    form = next((v.form for v in verdict.values if v.value == verdict.consensus), None)
+    cite = _best_cite(cites, form) if form is not None else None
+    if cite is None:
+        return None
+    return {
+        "value": verdict.consensus,
+        "quote": cite.quote,
+        "attribution": cite.attribution,
+        "speaker": cite.speaker,
+        "grounding": cite.grounding.model_dump() if cite.grounding is not None else None,
+    }
+
+
+def _getter(section: str, name: str) -> Callable[[IncidentRecord], Any]:
+    def get(record: IncidentRecord) -> Any:
+        return getattr(getattr(record, section), name)
+
+    return get
+
+
+def reconcile_cluster(cluster: Cluster) -> Incident:
+    """Verdicts for every field of one incident, and its merged record."""
+    records = cluster.records
+    contexts = [_context(r) for r in records]
+    fields: list[FieldVerdict] = []
+    merged: dict[str, Any] = {section: {} for section in SCALAR_SECTIONS}
+
+    def add(path: str, cites: list[_Cite]) -> dict[str, Any] | None:
+        verdict = judge_field(path, cites)
+        fields.append(verdict)
+        return _merged_cited(verdict, cites)
+
+    for section, names in SCALAR_SECTIONS.items():
+        for name in names:
+            path = f"{section}.{name}"
+            cites = _field_cites(records, contexts, path, _getter(section, name))
+            cited = add(path, cites)
+            if cited is not None:
+                merged[section][name] = cited
+
+    merged["subjects"] = []
+    for slot_index, slot in enumerate(_align_subjects(records)):
+        subject: dict[str, Any] = {}
+        for name in SUBJECT_FIELDS:
+            path = f"subjects[{slot_index}].{name}"
+            cites = [
+                c
+                for index, item in slot.items
+                if (c := _cite(path, getattr(item, name), records[index], contexts[index])) is not None
+            ]
+            cited = add(path, cites)
+            if cited is not None:
+                subject[name] = cited
+        merged["subjects"].append(subject)
+
+    merged["agencies"] = []
+    for slot_index, slot in enumerate(_align_agencies(records)):
+        agency: dict[str, Any] = {}
+        for name in AGENCY_FIELDS:
+            path = f"agencies[{slot_index}].{name}"
+            cites = [
+                c
+                for index, item in slot.items
+                if (c := _cite(path, getattr(item, name), records[index], contexts[index])) is not None
+            ]
+            cited = add(path, cites)
+            if cited is not None:
+                agency[name] = cited
+        if "name" in agency:
+            merged["agencies"].append(agency)
+
+    merged["statements"] = []
+    for slot_index, slot in enumerate(_align_statements(records)):
+        speaker_cites, quote_cites = _statement_cites(records, slot, contexts)
+        speaker = add(f"statements[{slot_index}].speaker", speaker_cites)
+        quote = add(f"statements[{slot_index}].quote", quote_cites)
+        if quote is not None:
+            source = _best_cite(quote_cites, quote_cites[0].norm.form)
+            merged["statements"].append(
+                {
+                    "speaker": speaker["value"] if speaker else (source.value if source else ""),
+                    "quote": quote["value"],
+                    "speaker_id": quote["speaker"],
+                    "grounding": quote["grounding"],
+                }
+            )
+
+    _set_precisions(merged, fields)
+    facts = IncidentFacts.model_validate(merged)
+    return Incident(
+        id=cluster.id,
+        article_ids=[r.article_id for r in records],
+        joins=list(cluster.joins),
+        merged=facts,
+        fields=fields,
+    )
+
+
+def _set_precisions(merged: dict[str, Any], fields: Sequence[FieldVerdict]) -> None:
+    by_path = {f.path: f for f in fields}
+    date_field = by_path.get("when.date")
+    if date_field is not None and date_field.consensus is not None:
+        form = next((v.form for v in date_field.values if v.value == date_field.consensus), "")
+        span_precision = {10: "day", 7: "month", 4: "year"}.get(len(form), "week")
+        merged["when"]["precision"] = span_precision
+    where = merged["where"]
+    for name, precision in (
+        ("place", "address"),
+        ("city", "city"),
+        ("county", "county"),
+        ("state", "state"),
+        ("country", "country"),
+    ):
+        if name in where:
+            if name == "city":
+                city = by_path["where.city"]
+                form = next((v.form for v in city.values if v.value == city.consensus), "")
+                precision = "metro" if form.endswith("(area)") else "city"
+            where["precision"] = precision
+            break
+
+
+def _conflicts(incident: Incident) -> list[Conflict]:
+    return [
+        Conflict(
+            incident_id=incident.id,
+            path=f.path,
+            verdict=f.verdict,
+            values=[
+                ConflictValue(
+                    value=v.value,
+                    form=v.form,
+                    article_ids=v.article_ids,
+                    speakers=v.speakers,
+                    n_articles=v.n_articles,
+                    n_independent_sources=v.n_independent_sources,
+                    decides=v.decides,
+                )
+                for v in f.values
+            ],
+            consensus=f.consensus,
+            rule=f.rule,
+            note=f.note,
+        )
+        for f in incident.fields
+        if f.verdict in FLAGGED_VERDICTS
+    ]
+
+
+def reconcile(records: Sequence[IncidentRecord]) -> ReconcileResult:
+    """Cluster records into incidents and judge every field; independent of input order."""
+    incidents = [reconcile_cluster(cluster) for cluster in cluster_records(records)]
+    conflicts = [c for incident in incidents for c in _conflicts(incident)]
+    return ReconcileResult(incidents=incidents, conflicts=conflicts)
+
+
+# --------------------------------------------------------------------------- files and CLI
+
+
+def _dump_line(model: Incident | Conflict) -> str:
+    return json.dumps(model.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+
+
+def _write_jsonl(path: Path, lines: Iterable[str]) -> None:
+    # Written beside the target and renamed, so a reader never sees half a file.
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write(line + "\n")
+    os.replace(tmp, path)
+
+
+def write_outputs(result: ReconcileResult, out_dir: Path) -> None:
+    """``incidents.jsonl`` (one merged incident a line) and ``conflicts.jsonl`` (one flagged field a line)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(out_dir / "incidents.jsonl", (_dump_line(i) for i in result.incidents))
+    _write_jsonl(out_dir / "conflicts.jsonl", (_dump_line(c) for c in result.conflicts))
+
+
+@dataclass(frozen=True)
+class LoadError:
+    line: int
+    message: str
+
+
+def load_records(path: Path) -> tuple[list[IncidentRecord], list[LoadError]]:
+    """Records from a JSONL file; lines that are not valid records are reported, not dropped silently."""
+    records: list[IncidentRecord] = []
+    errors: list[LoadError] = []
+    with path.open("r", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(IncidentRecord.model_validate_json(line))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "line"
+                more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+                errors.append(LoadError(number, f"{where}: {first['msg']}{more}"))
+    return records, errors
+
+
+def summary(result: ReconcileResult, n_records: int) -> str:
+    counts = Counter(c.verdict for c in result.conflicts)
+    detail = ", ".join(f"{counts[v]} {v}" for v in FLAGGED_VERDICTS if counts[v])
+    return (
+        f"reconciled {n_records} record(s) into {len(result.incidents)} incident(s); "
+        f"{len(result.conflicts)} flagged field(s)" + (f" ({detail})" if detail else "")
+    )
+
+
+def reconcile_command(args: argparse.Namespace) -> int:
+    records_path: Path = args.records
+    out_dir: Path = args.out
+    if not records_path.is_file():
+        print(f"error: {records_path}: no such file", file=sys.stderr)
+        return 2
+    try:
+        records, errors = load_records(records_path)
+    except UnicodeDecodeError as exc:
+        print(f"error: {records_path}: not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
+        return 2
+    for error in errors:
+        print(f"error: {records_path}:{error.line}: invalid record: {error.message}", file=sys.stderr)
+    result = reconcile(records)
+    write_outputs(result, out_dir)
+    print(summary(result, len(records)))
+    print(f"wrote {out_dir / 'incidents.jsonl'} and {out_dir / 'conflicts.jsonl'}")
+    if errors:
+        print(f"{len(errors)} invalid line(s) skipped; fix them and run again", file=sys.stderr)
+        return 1
+    return 0
+
+
+# Re-exported for callers that only need the pieces.
+__all__ = [
+    "judge_field",
+    "load_records",
+    "reconcile",
+    "reconcile_cluster",
+    "reconcile_command",
+    "write_outputs",
+]

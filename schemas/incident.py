@@ -1,0 +1,118 @@
+"""Merged incidents: records clustered into incidents, a verdict for every field.
+
+``pipeline.cluster`` groups records (one per article) into incidents and says
+why each record joined; ``pipeline.reconcile`` compares the records of an
+incident field by field. Every distinct value keeps its evidence: the
+articles, quotes and speakers behind it, and how many independent sources
+those amount to (five outlets quoting one DHS statement are one source).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.record import GroundingStatus, IncidentFacts
+
+Verdict = Literal["agreed", "variant", "more-specific", "contradiction", "single-source", "not-reported"]
+
+# Verdicts a reviewer should look at; these become rows of conflicts.jsonl.
+FLAGGED_VERDICTS: tuple[Verdict, ...] = ("variant", "more-specific", "contradiction", "single-source")
+
+Scalar = str | int | float | bool | None
+
+
+class SourceCitation(BaseModel):
+    """One article's evidence for one value."""
+
+    article_id: str
+    outlet: str | None = None
+    quote: str
+    attribution: str
+    speaker: str = Field(description="Canonical speaker id, or a slug of the attribution when none was set.")
+    source_group: str = Field(
+        description="The independent source this citation belongs to: citations sharing a speaker, "
+        "or whose quotes are near-identical across outlets (copying), share a group."
+    )
+    grounding: GroundingStatus | None = Field(
+        default=None, description="How the quote was located; null when the record was never grounded."
+    )
+    decides: bool = Field(
+        description="Whether this citation may decide a verdict: false when its quote was not found "
+        "in the article or does not support the value."
+    )
+
+
+class ValueSupport(BaseModel):
+    """One distinct value of a field, and everything behind it."""
+
+    value: Scalar
+    form: str = Field(description="The comparison form: values with the same form are the same value.")
+    article_ids: list[str]
+    speakers: list[str]
+    n_articles: int
+    n_independent_sources: int
+    decides: bool = Field(description="At least one citation of this value is evidence.")
+    citations: list[SourceCitation]
+
+
+class FieldVerdict(BaseModel):
+    path: str = Field(description="Field path into the merged record, e.g. 'subjects[0].name'.")
+    verdict: Verdict
+    values: list[ValueSupport] = Field(description="Most independent support first.")
+    consensus: Scalar = None
+    rule: str | None = Field(
+        default=None, description="The rule that chose the consensus (or why there is none)."
+    )
+    note: str | None = None
+    n_articles: int = 0
+    n_independent_sources: int = 0
+
+
+class JoinReason(BaseModel):
+    """Why a record belongs to its incident: its strongest link to another member."""
+
+    article_id: str
+    linked_to: str | None = Field(description="The member it matched best; null for a one-record incident.")
+    score: float = 0.0
+    matched: dict[str, float] = Field(
+        default_factory=dict, description="Field -> 0-100 similarity, e.g. {'date': 100, 'subject': 96.3}."
+    )
+
+
+class Incident(BaseModel):
+    id: str = Field(description="Deterministic: a hash of the sorted member article ids.")
+    article_ids: list[str]
+    joins: list[JoinReason]
+    merged: IncidentFacts = Field(
+        description="One record: the consensus value of every field, with a citation."
+    )
+    fields: list[FieldVerdict]
+
+
+class ConflictValue(BaseModel):
+    value: Scalar
+    form: str
+    article_ids: list[str]
+    speakers: list[str]
+    n_articles: int
+    n_independent_sources: int
+    decides: bool
+
+
+class Conflict(BaseModel):
+    """One flagged field of one incident (a line of conflicts.jsonl)."""
+
+    incident_id: str
+    path: str
+    verdict: Verdict
+    values: list[ConflictValue]
+    consensus: Scalar = None
+    rule: str | None = None
+    note: str | None = None
+
+
+class ReconcileResult(BaseModel):
+    incidents: list[Incident]
+    conflicts: list[Conflict]
