@@ -18,9 +18,11 @@ Decisions worth knowing (also in docs/batch.md):
   the same story read from two paths is one article.
 * Metadata precedence: sidecar file > front matter > HTML ``<meta>`` tags.
   A sidecar is the curator's explicit word about a file, written after it.
-* Inside folders, files with other extensions, hidden files, sidecars and
-  README/LICENSE/CHANGELOG/NOTES files are skipped (a folder may hold
-  ``gold.json``, images or notes about the collection). A file named explicitly
+* Inside folders, files with other extensions, hidden files, sidecars,
+  README/LICENSE/CHANGELOG/NOTES files, and JSONL files whose first line is an
+  object without ``text`` (records, gold files) are skipped, the last with a
+  logged warning: a folder may hold ``gold.json``, images, notes or outputs
+  next to its articles. A file named explicitly
   on the command line with an unsupported extension is a ``unsupported``
   failure instead, because the user asked for it.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,6 +49,8 @@ from schemas.run import FailureRow
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 JSONL_SUFFIXES = frozenset({".jsonl"})
+log = logging.getLogger(__name__)
+
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
 SIDECAR_SUFFIXES = (".meta.yaml", ".meta.yml", ".meta.json")
 
@@ -172,8 +177,29 @@ def _iter_folder(folder: Path) -> Iterator[Article | FailureRow]:
             if name.startswith(".") or name.endswith(SIDECAR_SUFFIXES) or _is_folder_notes(name):
                 continue
             file_path = Path(dirpath) / name
-            if file_path.suffix.lower() in SUPPORTED_SUFFIXES:
-                yield from _iter_file(file_path, explicit=False)
+            if file_path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            if file_path.suffix.lower() in JSONL_SUFFIXES and not _looks_like_article_feed(file_path):
+                log.warning(
+                    "skipping %s: its first line has no 'text' field, so it is not an article feed "
+                    "(records, gold files); name it explicitly to read it anyway",
+                    file_path,
+                )
+                continue
+            yield from _iter_file(file_path, explicit=False)
+
+
+def _looks_like_article_feed(path: Path) -> bool:
+    """False for JSONL whose first line is a JSON object without ``text`` (our own records.jsonl,
+    gold records): a folder often holds those next to the articles. Anything doubtful is read,
+    so a broken feed is reported line by line rather than skipped."""
+    try:
+        with path.open("rb") as handle:
+            first = next((line for line in handle if line.strip()), b"")
+        values = json.loads(first.decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return True
+    return not isinstance(values, dict) or "text" in values
 
 
 def _is_folder_notes(name: str) -> bool:

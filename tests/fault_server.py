@@ -63,6 +63,11 @@ class FaultMix:
     max_faults_per_article: int | None = None
     """After this many faulty answers for one article, answer it properly (None: no limit)."""
     seed: int = 0
+    required_api_key: str | None = None
+    """If set, requests without ``Authorization: Bearer <it>`` get 401 (as a hosted API would)."""
+    echo_authorization_in_errors: bool = False
+    """500 bodies repeat the Authorization header, as some misconfigured proxies do: a secret
+    that reaches an error message must still never reach the store or the logs."""
 
     def __post_init__(self) -> None:
         if sum(getattr(self, kind) for kind in FAULT_KINDS) > 1.0:
@@ -139,6 +144,8 @@ class FaultServer:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self.port = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     # -- lifecycle --
 
@@ -189,6 +196,7 @@ class FaultServer:
             self.requests.clear()
             self._counts.clear()
             self._faults.clear()
+            self.max_in_flight = 0
 
     def requests_containing(self, marker: str) -> list[RequestLog]:
         with self._lock:
@@ -243,7 +251,14 @@ class FaultServer:
                     headers[name.strip().lower()] = value.strip()
                 length = int(headers.get("content-length", "0") or 0)
                 body = await reader.readexactly(length) if length else b""
-                keep_alive = await self._respond(method, target, headers, body, writer)
+                with self._lock:
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    keep_alive = await self._respond(method, target, headers, body, writer)
+                finally:
+                    with self._lock:
+                        self.in_flight -= 1
                 if not keep_alive:
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
@@ -267,6 +282,17 @@ class FaultServer:
             body = json.loads(raw_body or b"{}")
         except json.JSONDecodeError:
             await self._send_json(writer, 400, {"error": {"message": "request body is not JSON"}})
+            return True
+        authorization = headers.get("authorization", "")
+        required = self.mix.required_api_key
+        if required is not None and authorization != f"Bearer {required}":
+            error = {
+                "error": {
+                    "message": "Incorrect API key provided (fault server)",
+                    "type": "invalid_request_error",
+                }
+            }
+            await self._send_json(writer, 401, error)
             return True
         text = article_text_of(body)
         key = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -297,7 +323,10 @@ class FaultServer:
             await self._send_json(writer, 429, error, retry_headers)
             return True
         if outcome == "server_error":
-            error = {"error": {"message": "Internal error (fault server)", "type": "server_error"}}
+            message = "Internal error (fault server)"
+            if self.mix.echo_authorization_in_errors:
+                message += f"; request had Authorization: {authorization}"
+            error = {"error": {"message": message, "type": "server_error"}}
             await self._send_json(writer, 500, error, {"retry-after-ms": retry_headers["retry-after-ms"]})
             return True
         content = json.dumps(facts_for(text))
@@ -347,6 +376,7 @@ class FaultServer:
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
     404: "Not Found",
     429: "Too Many Requests",
     500: "Internal Server Error",
