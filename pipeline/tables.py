@@ -225,7 +225,11 @@ INCIDENTS = Table(
     columns=(
         _c("incident_id", "text", "Deterministic incident id from the clusterer.", False),
         _c("n_articles", "integer", "Articles in the incident."),
-        _c("n_independent_sources", "integer", "Independent sources after collapsing copied statements."),
+        _c(
+            "max_independent_sources",
+            "integer",
+            "The most independent sources behind any one field (1: nothing is confirmed independently).",
+        ),
         _c("n_flagged", "integer", "Fields whose verdict is not agreed / not-reported (rows in conflicts)."),
         _c("n_contradictions", "integer", "Fields whose verdict is contradiction."),
         _c("first_published", "date", "Earliest publication date among its articles."),
@@ -249,13 +253,16 @@ CONFLICTS = Table(
     doc="One row per flagged field of an incident (the rows of conflicts.jsonl).",
     columns=(
         _c("incident_id", "text", "Incident.", False),
-        _c("field_path", "text", "Field path, e.g. subjects[0].place_of_death or agencies[].name.", False),
+        _c(
+            "field_path", "text", "Field path, e.g. subjects[0].place_of_death or statements[0].quote.", False
+        ),
         _c("verdict", "text", "variant / more-specific / contradiction / single-source.", False),
-        _c("merged_value", "text", "The reconciler's merged value as text, if it chose one."),
+        _c("merged_value", "text", "The reconciler's consensus value as text; null when it chose none."),
+        _c("rule", "text", "The rule that chose the consensus, or why there is none."),
         _c("n_values", "integer", "Distinct values reported."),
         _c("n_articles", "integer", "Articles reporting the field."),
-        _c("n_independent_sources", "integer", "Independent sources reporting the field."),
-        _c("values_json", "text", "JSON array: each value with its article ids, quotes and speakers."),
+        _c("n_independent_sources", "integer", "Independent sources among the citations that are evidence."),
+        _c("values_json", "text", "JSON array: each value with its form, article ids, speakers and counts."),
         _c("note", "text", "The reconciler's explanation."),
     ),
     primary_key=("incident_id", "field_path"),
@@ -263,10 +270,11 @@ CONFLICTS = Table(
 
 META = Table(
     name="meta",
-    doc="Key/value facts about the export: table_schema_version, record_schema_version, ...",
+    doc="Key/value facts about the export: table_schema_version, record_schema_version, ... "
+    "In the SQLite run store this is the store's own meta table (it also holds store_format).",
     columns=(
         _c("key", "text", "Name.", False),
-        _c("value", "text", "Value."),
+        _c("value", "text", "Value.", False),
     ),
     primary_key=("key",),
 )
