@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from pipeline.attribute import SpeakerTable, canonical_speaker, default_table
 from schemas.evaluation import EvalReport, FieldScore, Mismatch
 from schemas.record import Cited, GroundingStatus, IncidentRecord
 
@@ -303,20 +304,44 @@ def _gold_articles(gold: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
     return articles
 
 
-def _score_pair(gold_value: Any, leaves: list[Any], key: str) -> tuple[float, bool, str]:
+# Fields whose values name an agency: compared by canonical agency id, so that
+# "DHS" and "Department of Homeland Security" (or "Tempe police" and "Tempe
+# Police Department") are one value. See docs/grounding.md for the ids.
+AGENCY_FIELDS = frozenset({"agencies.name"})
+
+
+def _plain_path(key: str) -> str:
+    return re.sub(r"\[\d*\]", "", key)
+
+
+def _comparison_key(value: Any, key: str, table: SpeakerTable | None) -> str | None:
+    normalized = normalize_value(value)
+    if normalized is None or table is None or _plain_path(key) not in AGENCY_FIELDS:
+        return normalized
+    speaker = canonical_speaker(str(value), outlet=None, table=table)
+    if speaker.startswith("agency:") and speaker != "agency:unspecified":
+        return speaker
+    return normalized
+
+
+def _score_pair(
+    gold_value: Any, leaves: list[Any], key: str, table: SpeakerTable | None = None
+) -> tuple[float, bool, str]:
     """(score, exact, reason) for one graded field of one article."""
     if is_set_key(key):
         gold_items = (
             gold_value if isinstance(gold_value, list) else [] if gold_value is None else [gold_value]
         )
-        gold_set = {v for v in (normalize_value(g) for g in gold_items) if v is not None}
-        got_set = {v for v in (normalize_value(_leaf_value(leaf)) for leaf in leaves) if v is not None}
+        gold_set = {v for v in (_comparison_key(g, key, table) for g in gold_items) if v is not None}
+        got_set = {
+            v for v in (_comparison_key(_leaf_value(leaf), key, table) for leaf in leaves) if v is not None
+        }
         union = gold_set | got_set
         jaccard = len(gold_set & got_set) / len(union) if union else 1.0
         exact = gold_set == got_set
         return jaccard, exact, "" if exact else ("partial-set" if jaccard > 0 else "wrong")
-    got = normalize_value(_leaf_value(leaves[0])) if leaves else None
-    expected = normalize_value(gold_value)
+    got = _comparison_key(_leaf_value(leaves[0]), key, table) if leaves else None
+    expected = _comparison_key(gold_value, key, table)
     if expected == got:
         return 1.0, True, ""
     return 0.0, False, "should-be-null" if expected is None else "wrong"
@@ -334,9 +359,15 @@ def score_records(
     gold: Mapping[str, Any],
     *,
     unreadable_lines: Sequence[str] = (),
+    table: SpeakerTable | None = None,
 ) -> EvalReport:
-    """Score ``records`` against ``gold`` (the parsed gold.json)."""
+    """Score ``records`` against ``gold`` (the parsed gold.json).
+
+    ``table`` is the speaker table used to compare agency names (default: the
+    curated table plus ``$TRIANGULATE_SPEAKERS``).
+    """
     articles = _gold_articles(gold)
+    table = table or default_table()
     by_name: dict[str, IncidentRecord] = {}
     duplicates: list[str] = []
     unmatched: list[str] = []
@@ -366,7 +397,7 @@ def score_records(
             leaves = resolve_field(matched, key)
             for cited in _cited_leaves(leaves):
                 acc.tally.add(cited)
-            score, exact, reason = _score_pair(gold_value, leaves, key)
+            score, exact, reason = _score_pair(gold_value, leaves, key, table)
             acc.score += score
             acc.exact_sets += int(exact)
             if not exact:

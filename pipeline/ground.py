@@ -35,11 +35,10 @@ from schemas.article import Article
 from schemas.record import Cited, Grounding, GroundingStatus, IncidentRecord, Statement
 
 # A fuzzy match must score at least this (rapidfuzz partial_ratio, 0-100).
-# Measured on planted cases (tests/test_ground.py): a verbatim quote with a
-# typo or a changed word in a sentence scores 92-98; a paraphrase that keeps
-# the meaning but changes the wording scores 60-80; a sentence from another
-# article about the same kind of event scores 50-75. 90 keeps the first and
-# rejects the other two.
+# Measured on the example articles and planted cases (tests/test_ground.py,
+# docs/grounding.md): a verbatim sentence with a typo or one changed word
+# scores 95-99, two changed words 82-91, a paraphrase 61-74, a sentence from
+# another article on the same incident 43-61. 90 keeps copy errors only.
 FUZZY_THRESHOLD = 90.0
 # Below this many normalized characters a quote is not fuzzy-matched at all:
 # short strings ("the agent", "Friday") reach high partial scores almost anywhere.

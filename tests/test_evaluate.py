@@ -304,3 +304,26 @@ def test_eval_command_reports_a_missing_file_with_exit_code_2(
     args = argparse.Namespace(records=tmp_path / "none.jsonl", gold=tmp_path / "none.json", json_out=None)
     assert eval_command(args) == 2
     assert "none.jsonl" in capsys.readouterr().err
+
+
+def test_agency_names_are_compared_by_canonical_agency() -> None:
+    rec = record(
+        "b.md",
+        agencies=[
+            Agency(name=cited("DHS")),
+            Agency(name=cited("Federal Bureau of Investigation")),
+            Agency(name=cited("Harlow County Sheriff's Department")),
+            Agency(name=cited("State Police")),
+        ],
+    )
+    report = score_records(
+        [rec], {"articles": {"b.md": {"agencies[].name": GOLD["articles"]["b.md"]["agencies[].name"]}}}
+    )
+    assert report.accuracy == 1.0
+    assert scores_by_field(report)["agencies[].name"].exact_sets == 1
+
+
+def test_unknown_agency_names_fall_back_to_normalized_text() -> None:
+    rec = record("b.md", agencies=[Agency(name=cited("Harlow Water Authority"))])
+    report = score_records([rec], {"articles": {"b.md": {"agencies[].name": ["harlow water authority"]}}})
+    assert report.accuracy == 1.0
