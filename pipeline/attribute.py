@@ -339,7 +339,7 @@ def _canonical(table: SpeakerTable, attribution: str, *, outlet: str | None) -> 
     if member:
         return member
     if words & _WITNESS_WORDS:
-        return f"witness:{slugify(_person_name(text) or 'unnamed')}"
+        return f"witness:{slugify(person_name(text) or 'unnamed')}"
     agency = table.agency_in(text)
     if agency:
         return agency
@@ -348,7 +348,7 @@ def _canonical(table: SpeakerTable, attribution: str, *, outlet: str | None) -> 
         return local
     if _alias_key(text) in _UNSPECIFIED_AUTHORITY:
         return "agency:unspecified"
-    name = _person_name(text)
+    name = person_name(text)
     return f"person:{slugify(name or folded or 'unnamed')}"
 
 
@@ -369,7 +369,7 @@ _NAME_TOKEN = re.compile(r"[A-ZÀ-ÖØ-Þ][\w'’.-]*")
 _NAME_PARTICLES = frozenset({"de", "del", "la", "da", "van", "von", "der", "bin", "al", "y", "di", "le"})
 
 
-def _person_name(text: str) -> str | None:
+def person_name(text: str) -> str | None:
     """The longest run of capitalised words that are not role words, e.g. 'Maria Lopez'."""
     best: list[str] = []
     run: list[str] = []

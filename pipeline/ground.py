@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 
-from pipeline.attribute import SpeakerTable, canonical_speaker, default_table, fold
+from pipeline.attribute import SpeakerTable, canonical_speaker, default_table, fold, person_name, slugify
 from schemas.article import Article
 from schemas.record import Cited, Grounding, GroundingStatus, IncidentRecord, Statement
 
@@ -639,7 +639,28 @@ def _check_phrase(value: Any, folded_quote: str) -> bool | None:
     return missing <= total // 4
 
 
+# Words by which articles usually state a category value that the extractor
+# names with one word ("killed" from "died", "male" from "a man"). Incomplete on
+# purpose: a miss leaves the value unchecked (None), never unsupported.
+_CATEGORY_CUES: dict[str, frozenset[str]] = {
+    "male": frozenset({"man", "men", "boy", "male", "he", "brother", "father", "son", "husband", "mr"}),
+    "female": frozenset(
+        {"woman", "women", "girl", "female", "she", "sister", "mother", "daughter", "wife", "mrs", "ms"}
+    ),
+    "killed": frozenset({"killed", "kills", "kill", "died", "dies", "dead", "fatally", "death", "slain"}),
+    "injured": frozenset({"injured", "wounded", "hurt", "injuries", "hospitalized"}),
+    "uninjured": frozenset({"uninjured", "unharmed", "unhurt"}),
+    "arrested": frozenset({"arrested", "arrest", "custody", "detained", "booked"}),
+    "shooting": frozenset({"shot", "shooting", "shoot", "shoots", "fired", "gunfire", "shots"}),
+    "unarmed": frozenset({"unarmed"}),
+    "vehicle": frozenset({"vehicle", "car", "van", "truck", "suv", "accelerated", "rammed", "struck"}),
+}
+
+
 def _check_summary(value: Any, folded_quote: str) -> bool | None:
+    cues = _CATEGORY_CUES.get(fold(str(value)))
+    if cues and cues & set(folded_quote.split()):
+        return True
     counted = _missing_words(str(value), folded_quote)
     # A category or summary may legitimately paraphrase: enough overlap
     # confirms it, too little leaves it unchecked rather than wrong.
@@ -713,7 +734,7 @@ FIELD_KINDS: dict[str, ValueKind] = {
     "subjects.gender": "summary",
     "subjects.nationality": "summary",
     "subjects.status_claimed": "summary",
-    "subjects.armed_with": "summary",
+    "subjects.armed_with": "summary",  # "vehicle", "unarmed", a weapon: often paraphrased
     "subjects.outcome": "summary",
     "subjects.place_of_death": "phrase",
     "officers.count_involved": "count",
@@ -748,6 +769,7 @@ def ground_record(
         grounding.supported = check_support(cited.value, evidence, kind=FIELD_KINDS.get(path), table=table)
         cited.grounding = grounding
         cited.speaker = canonical_speaker(cited.attribution, outlet=outlet, table=table)
+        cited_speakers.append((cited, person_name(cited.attribution)))
 
     def visit_statement(statement: Statement) -> None:
         statement.grounding = locate_quote(statement.quote, article.text)
@@ -757,9 +779,40 @@ def ground_record(
             else f"{statement.speaker}, {statement.affiliation}"
         )
         statement.speaker_id = canonical_speaker(who, outlet=outlet, table=table)
+        statements.append(statement)
 
+    cited_speakers: list[tuple[Cited[Any], str | None]] = []
+    statements: list[Statement] = []
     _walk(grounded, "", visit_cited, visit_statement)
+    _unify_speakers(cited_speakers, statements)
     return grounded
+
+
+def _unify_speakers(cited: list[tuple[Cited[Any], str | None]], statements: list[Statement]) -> None:
+    """Give one person one id within a record.
+
+    The extractor may attribute a value to "Dolores Ybarra" while her statement
+    carries the affiliation "witness", or name "Carla Whitfield" where her
+    statement says she speaks for DHS. The more specific id (witness or agency)
+    wins over the bare ``person:`` one the name alone would give.
+    """
+    by_name: dict[str, str] = {}
+    for statement in statements:
+        if statement.speaker_id and not statement.speaker_id.startswith("person:"):
+            by_name.setdefault(slugify(statement.speaker), statement.speaker_id)
+    for value, name in cited:
+        if name and value.speaker and value.speaker.startswith("witness:"):
+            by_name.setdefault(slugify(name), value.speaker)
+    if not by_name:
+        return
+    for value, _ in cited:
+        if value.speaker and value.speaker.startswith("person:"):
+            value.speaker = by_name.get(value.speaker.removeprefix("person:"), value.speaker)
+    for statement in statements:
+        if statement.speaker_id and statement.speaker_id.startswith("person:"):
+            statement.speaker_id = by_name.get(
+                statement.speaker_id.removeprefix("person:"), statement.speaker_id
+            )
 
 
 def _walk(

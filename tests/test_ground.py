@@ -378,7 +378,11 @@ def test_dates_are_supported_by_weekday_month_day_or_the_date(
         ("U.S. Border Patrol", "a Border Patrol agent fired", "agency", True),
         ("Department of Homeland Security", "DHS said in a statement", "agency", True),
         ("FBI", "DHS said in a statement", "agency", False),
-        ("shooting", "the deputy shot a man", "summary", None),  # a category may paraphrase
+        ("shooting", "the deputy shot a man", "summary", True),  # a known category cue
+        ("killed", "a man died early Friday", "summary", True),
+        ("male", "A man died early Friday", "summary", True),
+        ("vehicle pursuit ended", "the deputy shot a man", "summary", None),  # paraphrase: unchecked
+        ("killed", "the deputy shot a man", "summary", None),  # no cue: unchecked, not unsupported
         ("vehicle pursuit", "after a vehicle pursuit", "summary", True),
     ],
 )
@@ -512,3 +516,25 @@ def test_a_fuzzy_match_is_checked_against_the_article_wording_not_the_extractor_
 def test_a_headline_without_an_article_still_states_a_single_officer() -> None:
     assert check_support("1", "Border Patrol agent kills driver in Arizona stop", kind="count") is True
     assert check_support("1", "immigration agents killed a driver", kind="count") is False
+
+
+def test_a_person_named_alone_takes_the_id_their_statement_gives_them() -> None:
+    record = _record()
+    record.statements.append(
+        Statement(speaker="Dana Reyes", affiliation="witness", quote="He was in fair condition")
+    )
+    assert record.subjects[0].name is not None
+    record.subjects[0].name.attribution = "Dana Reyes"
+    record.subjects[0].age = _cited(41, "Jos\u00e9 Pe\u00f1a-Whitlock, 41", "Mara Ellison")
+    grounded = ground_record(record, _article())
+    assert grounded.subjects[0].name is not None and grounded.subjects[0].age is not None
+    assert grounded.subjects[0].name.speaker == "witness:dana-reyes"
+    assert grounded.subjects[0].age.speaker == "agency:harlow-county-sheriff"
+    assert grounded.statements[1].speaker_id == "witness:dana-reyes"
+
+
+def test_a_statement_by_a_person_named_as_a_witness_elsewhere_is_the_witness() -> None:
+    record = _record()
+    record.statements.append(Statement(speaker="Dana Reyes", quote="He was in fair condition"))
+    grounded = ground_record(record, _article())  # subjects[0].outcome is attributed to "witness Dana Reyes"
+    assert grounded.statements[1].speaker_id == "witness:dana-reyes"
