@@ -183,6 +183,8 @@ _UNSPECIFIED_AUTHORITY = frozenset(
     }
 )
 
+_ANONYMOUS_WORDS = frozenset({"source", "sources", "anonymous", "anonymously"})
+
 _LOCAL_AGENCY = re.compile(
     r"""(?P<place>(?-i:(?:[A-Z][\w'’.-]*\s+){0,3}?))           # place name: up to three capitalised words
         (?P<kind>police(?:\s+department)?|pd|sheriff'?s?(?:\s+office|\s+department)?|
@@ -349,7 +351,14 @@ def _canonical(table: SpeakerTable, attribution: str, *, outlet: str | None) -> 
     if _alias_key(text) in _UNSPECIFIED_AUTHORITY:
         return "agency:unspecified"
     name = person_name(text)
-    return f"person:{slugify(name or folded or 'unnamed')}"
+    if name:
+        return f"person:{slugify(name)}"
+    if words & _ANONYMOUS_WORDS:
+        # Unnamed sources cannot be told apart, so they share one id; reconcile
+        # should not count two of them as independent.
+        return "person:anonymous-source"
+    described = [w for w in folded.split() if w not in {"a", "an", "the", "one", "said", "says"}]
+    return f"person:{'-'.join(described) or 'unnamed'}"
 
 
 def _local_agency(text: str) -> str | None:

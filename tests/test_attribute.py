@@ -171,3 +171,14 @@ def test_a_malformed_user_table_is_rejected_with_its_path(tmp_path: Path, conten
 )
 def test_an_unnamed_agency_voice_is_unspecified_rather_than_a_person(attribution: str) -> None:
     assert speaker(attribution) == "agency:unspecified"
+
+
+@pytest.mark.parametrize(
+    "attribution", ["a federal source", "sources familiar with the case", "an anonymous official"]
+)
+def test_unnamed_sources_share_one_anonymous_id(attribution: str) -> None:
+    assert speaker(attribution) == "person:anonymous-source"
+
+
+def test_an_unnamed_person_is_described_without_articles() -> None:
+    assert speaker("the victim's cousin") == "person:victim-s-cousin"

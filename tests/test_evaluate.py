@@ -327,3 +327,15 @@ def test_unknown_agency_names_fall_back_to_normalized_text() -> None:
     rec = record("b.md", agencies=[Agency(name=cited("Harlow Water Authority"))])
     report = score_records([rec], {"articles": {"b.md": {"agencies[].name": ["harlow water authority"]}}})
     assert report.accuracy == 1.0
+
+
+def test_the_hand_made_tempe_records_score_full_marks_against_the_tempe_gold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = Path(__file__).resolve().parents[1] / "examples" / "tempe-traffic-stop"
+    args = argparse.Namespace(records=folder / "gold_records.jsonl", gold=folder / "gold.json", json_out=None)
+    assert eval_command(args) == 0
+    printed = capsys.readouterr().out
+    overall = next(line for line in printed.splitlines() if line.startswith("OVERALL"))
+    assert overall.split()[2] == "100%"
+    assert "matched: 6" in printed

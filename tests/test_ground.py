@@ -538,3 +538,44 @@ def test_a_statement_by_a_person_named_as_a_witness_elsewhere_is_the_witness() -
     record.statements.append(Statement(speaker="Dana Reyes", quote="He was in fair condition"))
     grounded = ground_record(record, _article())  # subjects[0].outcome is attributed to "witness Dana Reyes"
     assert grounded.statements[1].speaker_id == "witness:dana-reyes"
+
+
+# --------------------------------------------------------------------------
+# The Tempe example: hand-made records against the example articles
+# --------------------------------------------------------------------------
+
+
+def test_the_hand_made_tempe_records_are_fully_grounded_and_never_unsupported() -> None:
+    from pathlib import Path
+
+    from pipeline.sources import iter_sources
+
+    folder = Path(__file__).resolve().parents[1] / "examples" / "tempe-traffic-stop"
+    articles = {Path(a.source_path or "").name: a for a in iter_sources([folder]) if isinstance(a, Article)}
+    lines = (folder / "gold_records.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(articles) == 6
+    statuses: list[GroundingStatus] = []
+    for line in lines:
+        record = IncidentRecord.model_validate_json(line)
+        article = articles[Path(record.source_path or "").name]
+        grounded = ground_record(record, article)
+        for value in _cited_values(grounded):
+            assert value.grounding is not None
+            statuses.append(value.grounding.status)
+            assert value.grounding.is_evidence, (record.source_path, value.quote)
+            assert value.speaker is not None
+        for statement in grounded.statements:
+            assert statement.grounding is not None and statement.grounding.is_evidence
+    assert statuses and all(s == GroundingStatus.exact for s in statuses)
+
+
+def _cited_values(node: object) -> list[Cited]:  # type: ignore[type-arg]
+    from pydantic import BaseModel
+
+    if isinstance(node, Cited):
+        return [node] if node.value is not None else []
+    if isinstance(node, BaseModel):
+        return [c for name in type(node).model_fields for c in _cited_values(getattr(node, name))]
+    if isinstance(node, list):
+        return [c for item in node for c in _cited_values(item)]
+    return []
