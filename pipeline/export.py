@@ -118,6 +118,7 @@ class RunIncidents:
             yield {
                 "incident_id": conflict.incident_id,
                 "field_path": conflict.path,
+                "field": generic_field(conflict.path),
                 "verdict": conflict.verdict,
                 "merged_value": _value_text(conflict.consensus),
                 "rule": conflict.rule,

@@ -256,6 +256,7 @@ CONFLICTS = Table(
         _c(
             "field_path", "text", "Field path, e.g. subjects[0].place_of_death or statements[0].quote.", False
         ),
+        _c("field", "text", "Path with list indices replaced by [], e.g. subjects[].place_of_death."),
         _c("verdict", "text", "variant / more-specific / contradiction / single-source.", False),
         _c("merged_value", "text", "The reconciler's consensus value as text; null when it chose none."),
         _c("rule", "text", "The rule that chose the consensus, or why there is none."),
@@ -325,3 +326,31 @@ def upsert_sql(table: Table, dialect: Literal["sqlite", "postgresql"]) -> str:
         f"INSERT INTO {quote_ident(table.name)} ({', '.join(quote_ident(n) for n in names)}) "
         f"VALUES ({', '.join(placeholder for _ in names)}) ON CONFLICT ({conflict}) {action}"
     )
+
+
+DASHBOARD_QUERIES_FILE = "dashboard_queries.sql"
+
+
+def dashboard_queries() -> dict[str, str]:
+    """The example dashboard queries (``pipeline/data/dashboard_queries.sql``), by name.
+
+    One file feeds docs/dashboards.md and the tests, which run every query against SQLite
+    and PostgreSQL, so the documented SQL is known to work on both.
+    """
+    from importlib import resources
+
+    source = resources.files("pipeline").joinpath("data", DASHBOARD_QUERIES_FILE).read_text(encoding="utf-8")
+    queries: dict[str, str] = {}
+    name: str | None = None
+    lines: list[str] = []
+    for line in source.splitlines():
+        match = re.match(r"--\s*name:\s*(\S+)", line)
+        if match:
+            if name:
+                queries[name] = "\n".join(lines).strip().rstrip(";")
+            name, lines = match.group(1), []
+        elif name is not None:
+            lines.append(line)
+    if name:
+        queries[name] = "\n".join(lines).strip().rstrip(";")
+    return queries

@@ -13,6 +13,7 @@ what.circumstances) so the "not found in article" path is always exercised.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -353,3 +354,41 @@ def write_run(out_dir: Path, records: list[IncidentRecord], articles: list[Artic
 def tempe_run(out_dir: Path) -> Path:
     articles = load_articles()
     return write_run(out_dir, hand_records(articles), articles.all)
+
+
+LONE_TEXT = (
+    "Deputies shot a man outside a feed store in Harlow, Kansas, on Tuesday, the county sheriff said.\n\n"
+    "The man, whose name was not released, was taken to a hospital in critical condition, "
+    "Sheriff Dana Pruitt said.\n"
+)
+
+
+def lone_article_and_record() -> tuple[Article, IncidentRecord]:
+    """A second, unrelated fictional incident reported by one article: a single-source incident."""
+    article = Article.from_text(
+        LONE_TEXT,
+        source_path="lone-harlow.txt",
+        outlet="Harlow Courier",
+        url="https://harlowcourier.example/2026/05/06/deputies-shoot-man",
+        published=date(2026, 5, 6),
+    )
+    facts = {
+        "when": {"date": c("2026-05-05", "on Tuesday, the county sheriff said", "county sheriff")},
+        "where": {
+            "city": c("Harlow", "outside a feed store in Harlow, Kansas", "county sheriff"),
+            "state": c("Kansas", "outside a feed store in Harlow, Kansas", "county sheriff"),
+        },
+        "what": {"event_type": c("shooting", "Deputies shot a man outside a feed store", "county sheriff")},
+        "subjects": [
+            {"outcome": c("injured", "was taken to a hospital in critical condition", "Sheriff Dana Pruitt")}
+        ],
+        "officers": {"count_fired": c("plural", "Deputies shot a man", "county sheriff")},
+    }
+    return article, hand_record(article, facts)
+
+
+def two_incident_run(out_dir: Path) -> Path:
+    """The Tempe example plus the lone Harlow article: two incidents, one of them single-source."""
+    tempe = load_articles()
+    lone_article, lone_record = lone_article_and_record()
+    return write_run(out_dir, [*hand_records(tempe), lone_record], [*tempe.all, lone_article])

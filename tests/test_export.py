@@ -1,0 +1,538 @@
+"""Dashboard tables (SQLite run store, standalone SQLite, Parquet, CSV) and the review page's HTML.
+
+The run directory is the hand-written Tempe example plus one unrelated
+single-article incident (tests/export_fixtures.py), written through the real
+run store and reconciler. Expected values are computed here from the run's
+own files (records.jsonl, incidents.jsonl, conflicts.jsonl), never typed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import json
+import re
+import shutil
+import sqlite3
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from export_fixtures import (
+    LONE_TEXT,
+    REPO,
+    UNFOUND_QUOTE,
+    hand_records,
+    load_articles,
+    lone_article_and_record,
+    two_incident_run,
+    write_run,
+)
+
+from pipeline.cli import main as cli_main
+from pipeline.export import (
+    ExportError,
+    build_tables,
+    export_command,
+    export_to_db,
+    load_run,
+    write_run_store_tables,
+)
+from pipeline.report import render_report, utf16_offset
+from pipeline.tables import (
+    CONFLICTS,
+    FIELD_VALUES,
+    INCIDENTS,
+    RECORDS,
+    TABLE_SCHEMA_VERSION,
+    TABLES,
+    WIDE_FIELDS,
+    column_name,
+    create_table_sql,
+    dashboard_queries,
+    iter_cited,
+)
+from schemas import IncidentRecord
+
+GROUNDED = {"exact", "normalized", "fuzzy"}
+
+
+@pytest.fixture(scope="module")
+def run_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return two_incident_run(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture
+def run_dir(run_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy per test, so tests that write into the store do not see each other."""
+    target = tmp_path / "run"
+    shutil.copytree(run_template, target)
+    return target
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _records(run: Path) -> list[IncidentRecord]:
+    return [IncidentRecord.model_validate(r) for r in _jsonl(run / "records.jsonl")]
+
+
+def _counts(conn: sqlite3.Connection, tables: tuple[str, ...]) -> dict[str, int]:
+    return {t: conn.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
+
+
+def _args(out: Path, **kw: Any) -> argparse.Namespace:
+    return argparse.Namespace(out=out, format=kw.get("format"), to=kw.get("to"), db=kw.get("db"))
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_column_names_flatten_field_paths() -> None:
+    assert column_name("subjects[0].name") == "subjects_0_name"
+    assert column_name("where.city") == "where_city"
+    assert column_name("agencies[].name") == "agencies_name"
+
+
+def test_wide_fields_cover_every_cited_leaf_with_its_value_type() -> None:
+    paths = {leaf.path: leaf for leaf in WIDE_FIELDS}
+    assert paths["subjects[0].age"].value_type == "integer"
+    assert paths["where.city"].value_type == "text"
+    assert {"subjects[2].place_of_death", "agencies[3].role", "officers.count_fired"} <= set(paths)
+    assert len({leaf.column for leaf in WIDE_FIELDS}) == len(WIDE_FIELDS)
+
+
+def test_every_table_has_unique_columns_and_a_primary_key_among_them() -> None:
+    for table in TABLES:
+        names = table.column_names
+        assert len(set(names)) == len(names), table.name
+        assert set(table.primary_key) <= set(names), table.name
+        for column in table.columns:
+            if column.name in table.primary_key:
+                assert not column.nullable, f"{table.name}.{column.name}"
+
+
+def test_postgres_column_limit_is_respected() -> None:
+    # PostgreSQL allows at most 1600 columns; SQLite 2000.
+    assert max(len(t.columns) for t in TABLES) < 1600
+
+
+def test_docs_tables_md_documents_every_table_and_column_and_the_version() -> None:
+    doc = (REPO / "docs" / "tables.md").read_text(encoding="utf-8")
+    assert f"`{TABLE_SCHEMA_VERSION}`" in doc
+    for table in (t for t in TABLES if t not in (RECORDS, INCIDENTS)):
+        assert f"## `{table.name}`" in doc
+        for column in table.column_names:
+            assert f"`{column}`" in doc, f"{table.name}.{column} undocumented"
+    for table in (RECORDS, INCIDENTS):
+        assert f"## `{table.name}`" in doc
+        fixed = [c for c in table.column_names if not any(c.startswith(leaf.column) for leaf in WIDE_FIELDS)]
+        for column in fixed:
+            assert f"`{column}`" in doc, f"{table.name}.{column} undocumented"
+
+
+def test_create_table_sql_is_idempotent_in_sqlite() -> None:
+    conn = sqlite3.connect(":memory:")
+    for _ in range(2):
+        for table in TABLES:
+            conn.execute(create_table_sql(table, "sqlite"))
+    assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
+        t.name for t in TABLES
+    }
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def test_one_records_row_per_record_with_flattened_values(run_dir: Path) -> None:
+    tables = build_tables(run_dir)
+    records = _records(run_dir)
+    rows = {r["article_id"]: r for r in tables["records"]}
+    assert set(rows) == {r.article_id for r in records}
+    for record in records:
+        row = rows[record.article_id]
+        assert row["outlet"] == record.provenance.outlet
+        subject = record.subjects[0] if record.subjects else None
+        expected_name = subject.name.value if subject and subject.name else None
+        assert row["subjects_0_name"] == expected_name
+        assert row["where_city"] == (record.where.city.value if record.where.city else None)
+        if subject and subject.age:
+            assert row["subjects_0_age"] == subject.age.value and isinstance(row["subjects_0_age"], int)
+
+
+def test_field_values_hold_every_cited_value_and_statement_with_its_span(run_dir: Path) -> None:
+    tables = build_tables(run_dir)
+    data = load_run(run_dir)
+    records = _records(run_dir)
+    expected = sum(len(list(iter_cited(r))) + len(r.statements) for r in records)
+    assert len(tables["field_values"]) == expected
+    for row in tables["field_values"]:
+        text = data.articles[row["article_id"]].text
+        if row["grounding_status"] == "exact":
+            assert text[row["span_start"] : row["span_end"]] == row["quote"]
+        elif row["grounding_status"] == "unfound":
+            assert row["span_start"] is None and row["span_end"] is None
+        assert row["field"] == re.sub(r"\[\d+\]", "[]", row["field_path"])
+    unfound = [r for r in tables["field_values"] if r["quote"] == UNFOUND_QUOTE]
+    assert [(r["field_path"], r["grounding_status"]) for r in unfound] == [("what.circumstances", "unfound")]
+
+
+def test_incidents_and_conflicts_rows_mirror_the_reconciler_files(run_dir: Path) -> None:
+    tables = build_tables(run_dir)
+    incidents = _jsonl(run_dir / "incidents.jsonl")
+    conflicts = _jsonl(run_dir / "conflicts.jsonl")
+    assert {r["incident_id"] for r in tables["incidents"]} == {i["id"] for i in incidents}
+    for incident in incidents:
+        row = next(r for r in tables["incidents"] if r["incident_id"] == incident["id"])
+        assert row["n_articles"] == len(incident["article_ids"])
+        for field in incident["fields"]:
+            column = column_name(field["path"])
+            if column in row:
+                assert row[f"{column}_verdict"] == field["verdict"]
+                consensus = field["consensus"]
+                assert row[column] == (
+                    consensus if isinstance(consensus, int) or consensus is None else str(consensus)
+                )
+    assert sorted((r["incident_id"], r["field_path"], r["verdict"]) for r in tables["conflicts"]) == sorted(
+        (c["incident_id"], c["path"], c["verdict"]) for c in conflicts
+    )
+
+
+def test_records_point_at_their_incident(run_dir: Path) -> None:
+    tables = build_tables(run_dir)
+    members = {a: i["id"] for i in _jsonl(run_dir / "incidents.jsonl") for a in i["article_ids"]}
+    assert {r["article_id"]: r["incident_id"] for r in tables["records"]} == members
+    assert all(r["incident_id"] == members[r["article_id"]] for r in tables["field_values"])
+
+
+# --------------------------------------------------------------------------- SQLite run store
+
+
+def test_exporting_into_the_run_store_twice_changes_no_row_count(run_dir: Path) -> None:
+    ours = ("records", "field_values", "incidents", "conflicts")
+    write_run_store_tables(run_dir)
+    with sqlite3.connect(run_dir / "triangulate.sqlite") as conn:
+        first = _counts(conn, (*ours, "articles", "meta"))
+    write_run_store_tables(run_dir)
+    with sqlite3.connect(run_dir / "triangulate.sqlite") as conn:
+        second = _counts(conn, (*ours, "articles", "meta"))
+        store_format = conn.execute("SELECT value FROM meta WHERE key = 'store_format'").fetchone()
+        version = conn.execute("SELECT value FROM meta WHERE key = 'table_schema_version'").fetchone()
+    assert first == second
+    assert first["records"] == len(_records(run_dir)) and first["conflicts"] == len(
+        _jsonl(run_dir / "conflicts.jsonl")
+    )
+    assert store_format is not None, "the store's own meta rows must survive"
+    assert version == (TABLE_SCHEMA_VERSION,)
+
+
+def test_a_rerun_with_fewer_values_prunes_the_stale_rows(run_dir: Path) -> None:
+    write_run_store_tables(run_dir)
+    tempe = load_articles()
+    records = hand_records(tempe)
+    trimmed = records[0].model_copy(deep=True)
+    trimmed.officers.injuries = None
+    lone_article, lone_record = lone_article_and_record()
+    # A later `triangulate run` over the same directory, whose record for article 01 lost a value.
+    write_run(run_dir, [trimmed, *records[1:], lone_record], [*tempe.all, lone_article])
+    write_run_store_tables(run_dir)
+    with sqlite3.connect(run_dir / "triangulate.sqlite") as conn:
+        paths = {
+            r[0]
+            for r in conn.execute(
+                "SELECT field_path FROM field_values WHERE article_id = ?", (trimmed.article_id,)
+            )
+        }
+        n_rows = conn.execute("SELECT COUNT(*) FROM field_values").fetchone()[0]
+    assert "officers.injuries" not in paths and "officers.condition" in paths
+    assert n_rows == len(build_tables(run_dir)["field_values"])
+
+
+def test_an_older_table_schema_in_the_run_store_is_rebuilt(run_dir: Path) -> None:
+    write_run_store_tables(run_dir)
+    with sqlite3.connect(run_dir / "triangulate.sqlite") as conn:
+        conn.execute("UPDATE meta SET value = '0.0.1' WHERE key = 'table_schema_version'")
+        conn.execute("ALTER TABLE conflicts DROP COLUMN note")
+    write_run_store_tables(run_dir)
+    with sqlite3.connect(run_dir / "triangulate.sqlite") as conn:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(conflicts)")}
+        version = conn.execute("SELECT value FROM meta WHERE key = 'table_schema_version'").fetchone()[0]
+    assert set(CONFLICTS.column_names) <= columns and version == TABLE_SCHEMA_VERSION
+
+
+def test_a_database_with_another_table_schema_version_is_refused(run_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "dash.sqlite"
+    export_to_db(run_dir, f"sqlite:///{db}")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = '9.9.9' WHERE key = 'table_schema_version'")
+    with pytest.raises(ExportError, match="9.9.9"):
+        export_to_db(run_dir, f"sqlite:///{db}")
+
+
+def test_a_shared_database_keeps_other_runs_rows(run_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "shared.sqlite"
+    export_to_db(run_dir, f"sqlite:///{db}")
+    other = tmp_path / "other-run"
+    lone_article, lone_record = lone_article_and_record()
+    write_run(other, [lone_record], [lone_article])
+    tempe_ids = {r.article_id for r in _records(run_dir)} - {lone_article.id}
+    export_to_db(other, f"sqlite:///{db}")
+    with sqlite3.connect(db) as conn:
+        kept = {r[0] for r in conn.execute("SELECT DISTINCT article_id FROM field_values")}
+        n_records = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        n_values = conn.execute("SELECT COUNT(*) FROM field_values").fetchone()[0]
+    assert tempe_ids <= kept
+    assert n_records == len(tempe_ids) + 1
+    # The first run already held the lone article too: the union is exactly the first run's values.
+    assert n_values == len(build_tables(run_dir)["field_values"])
+
+
+# --------------------------------------------------------------------------- dashboard queries
+
+
+def _expected_query_results(run: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The three dashboard answers, computed from the run's files without SQL."""
+    conflicts = _jsonl(run / "conflicts.jsonl")
+    contradictions: Counter[str] = Counter()
+    without: Counter[str] = Counter()
+    for c in conflicts:
+        if c["verdict"] == "contradiction":
+            field = re.sub(r"\[\d+\]", "[]", c["path"])
+            contradictions[field] += 1
+            without[field] += c["consensus"] is None
+    q1 = sorted(((f, n, without[f]) for f, n in contradictions.items()), key=lambda t: (-t[1], t[0]))
+
+    singles = []
+    data = load_run(run)
+    for incident in _jsonl(run / "incidents.jsonl"):
+        best = max((f["n_independent_sources"] for f in incident["fields"]), default=0)
+        if best <= 1:
+            singles.append(incident["id"])
+
+    per_outlet: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for record in _records(run):
+        outlet = data.articles[record.article_id].outlet or "(unknown)"
+        groundings = [c.grounding for _, c in iter_cited(record)] + [s.grounding for s in record.statements]
+        per_outlet[outlet][0] += len(groundings)
+        per_outlet[outlet][1] += sum(1 for g in groundings if g is not None and g.status.value in GROUNDED)
+    q3 = sorted(((o, n, g, round(g / n, 3)) for o, (n, g) in per_outlet.items()), key=lambda t: (t[3], t[0]))
+    return {
+        "open_contradictions_by_field": q1,
+        "single_source_incidents": [(i,) for i in singles],
+        "grounding_rate_by_outlet": q3,
+    }
+
+
+def run_dashboard_queries(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Results of the shared dashboard queries, normalised for comparison (numbers as float)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for name, sql in dashboard_queries().items():
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        rows = [
+            tuple(float(v) if isinstance(v, int | float) or type(v).__name__ == "Decimal" else v for v in row)
+            for row in cursor.fetchall()
+        ]
+        out[name] = rows
+    return out
+
+
+def check_dashboard_results(results: dict[str, list[tuple[Any, ...]]], run: Path) -> None:
+    expected = _expected_query_results(run)
+    assert set(results) == set(expected)
+    assert results["open_contradictions_by_field"] == [
+        (f, float(n), float(w)) for f, n, w in expected["open_contradictions_by_field"]
+    ]
+    assert [r[0] for r in results["single_source_incidents"]] == [
+        i for (i,) in expected["single_source_incidents"]
+    ]
+    assert results["grounding_rate_by_outlet"] == [
+        (o, float(n), float(g), float(rate)) for o, n, g, rate in expected["grounding_rate_by_outlet"]
+    ]
+
+
+def test_the_three_dashboard_queries_are_named_and_documented() -> None:
+    queries = dashboard_queries()
+    assert list(queries) == [
+        "open_contradictions_by_field",
+        "single_source_incidents",
+        "grounding_rate_by_outlet",
+    ]
+    doc = (REPO / "docs" / "dashboards.md").read_text(encoding="utf-8")
+    for sql in queries.values():
+        assert sql in doc, (
+            "docs/dashboards.md must show the queries exactly as pipeline/data/dashboard_queries.sql"
+        )
+
+
+def test_dashboard_queries_answer_correctly_on_the_run_store(run_dir: Path) -> None:
+    write_run_store_tables(run_dir)
+    conn = sqlite3.connect(run_dir / "triangulate.sqlite")
+    try:
+        results = run_dashboard_queries(conn)
+    finally:
+        conn.close()
+    check_dashboard_results(results, run_dir)
+    # The example data makes every query say something: the planted contradictions, the lone
+    # Harlow article as the single-source incident, and the one unfound quote lowering a rate.
+    assert results["open_contradictions_by_field"]
+    lone_incident = next(i["id"] for i in _jsonl(run_dir / "incidents.jsonl") if len(i["article_ids"]) == 1)
+    assert [r[0] for r in results["single_source_incidents"]] == [lone_incident]
+    assert results["grounding_rate_by_outlet"][0][0] == "Channel 9 Desert News"
+    assert results["grounding_rate_by_outlet"][0][3] < 1.0
+
+
+def test_dashboard_queries_answer_correctly_on_the_standalone_sqlite_file(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    assert export_command(_args(run_dir, format=["sqlite"], to=tmp_path / "files")) == 0
+    conn = sqlite3.connect(tmp_path / "files" / "tables.sqlite")
+    try:
+        check_dashboard_results(run_dashboard_queries(conn), run_dir)
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_parquet_files_have_typed_columns_and_every_row(run_dir: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    to = tmp_path / "files"
+    assert export_command(_args(run_dir, format=["parquet"], to=to)) == 0
+    tables = build_tables(run_dir)
+    for table in TABLES:
+        read = pq.read_table(to / f"{table.name}.parquet")
+        assert read.column_names == list(table.column_names)
+        assert read.num_rows == len(tables[table.name])
+    records = pq.read_table(to / "records.parquet")
+    assert records.schema.field("subjects_0_age").type == pa.int64()
+    assert records.schema.field("published").type == pa.date32()
+    supported = pq.read_table(to / "field_values.parquet").schema.field("supported").type
+    assert supported == pa.bool_()
+
+
+def test_csv_files_round_trip_quotes_with_commas_and_newlines(run_dir: Path, tmp_path: Path) -> None:
+    to = tmp_path / "files"
+    assert export_command(_args(run_dir, format=["csv"], to=to)) == 0
+    with (to / "articles.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    texts = {r["id"]: r["text"] for r in rows}
+    lone_article, _ = lone_article_and_record()
+    assert texts[lone_article.id] == LONE_TEXT
+    with (to / "field_values.csv").open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        assert tuple(next(reader)) == FIELD_VALUES.column_names
+        assert sum(1 for _ in reader) == len(build_tables(run_dir)["field_values"])
+
+
+def test_cli_export_writes_parquet_and_csv_under_to(run_dir: Path, tmp_path: Path) -> None:
+    to = tmp_path / "out"
+    rc = cli_main(["export", str(run_dir), "--format", "parquet", "--format", "csv", "--to", str(to)])
+    assert rc == 0
+    assert {p.name for p in to.iterdir()} == {f"{t.name}.{ext}" for t in TABLES for ext in ("parquet", "csv")}
+
+
+def test_cli_export_of_a_directory_without_a_run_fails_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["export", str(tmp_path)]) == 1
+    assert "holds no run" in capsys.readouterr().err
+
+
+def test_a_directory_with_only_records_jsonl_rereads_article_texts_from_their_files(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(run_dir / "records.jsonl", bare / "records.jsonl")
+    data = load_run(bare)
+    tempe_ids = {a.id for a in load_articles().all}
+    assert tempe_ids <= set(data.articles)  # the example files are still where the records say
+    assert any("not found" in w for w in data.warnings)  # the lone article has no file
+    assert any("reconciled the records in memory" in w for w in data.warnings)
+    assert len(data.incidents.incidents) == len(_jsonl(run_dir / "incidents.jsonl"))
+
+
+# --------------------------------------------------------------------------- report HTML (no browser)
+
+
+@pytest.fixture
+def page_html(run_dir: Path) -> str:
+    return render_report(load_run(run_dir))
+
+
+def test_report_shows_the_conflict_count_of_conflicts_jsonl(page_html: str, run_dir: Path) -> None:
+    shown = re.search(r'<span id="conflict-count">(\d+)</span>', page_html)
+    assert shown and int(shown.group(1)) == len(_jsonl(run_dir / "conflicts.jsonl"))
+
+
+def test_report_is_self_contained(page_html: str) -> None:
+    assert len(re.findall(r"<script\b", page_html)) == 2  # the JSON data block and the inline script
+    assert not re.search(r"<(script|img|link|iframe)\b[^>]*\b(src|href)=", page_html)
+    assert "@import" not in page_html and "url(" not in page_html
+
+
+def test_report_content_security_policy_allows_only_its_own_inline_style_and_script(page_html: str) -> None:
+    import base64
+    import hashlib
+
+    found = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page_html)
+    assert found
+    csp = html.unescape(found.group(1))
+    script = re.search(r"<script>(.*?)</script>", page_html, re.S)
+    assert script
+    digest = base64.b64encode(hashlib.sha256(script.group(1).encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in csp
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp
+
+
+def test_report_escapes_hostile_text_metadata_and_values(tmp_path: Path) -> None:
+    lone_article, lone_record = lone_article_and_record()
+    hostile = lone_article.model_copy(
+        update={"outlet": "<script>alert('outlet')</script>", "url": "javascript:alert('url')"}
+    )
+    record = lone_record.model_copy(deep=True)
+    assert record.where.city is not None
+    record.where.city.value = "</script><img src=x onerror=alert('value')>"
+    record.where.city.attribution = "<b>sheriff</b>"
+    write_run(tmp_path / "hostile", [record], [hostile])
+    page = render_report(load_run(tmp_path / "hostile"))
+    for raw in ("<script>alert(", "<img src=x", "<b>sheriff</b>", 'href="javascript:'):
+        assert raw not in page
+    assert "&lt;img src=x onerror=alert(&#x27;value&#x27;)&gt;" in page
+    data_block = re.search(
+        r'<script type="application/json" id="triangulate-data">(.*?)</script>', page, re.S
+    )
+    assert data_block and "<" not in data_block.group(1)
+    assert json.loads(data_block.group(1))["texts"]
+
+
+def test_report_marks_unfound_quotes_as_not_found_and_gives_them_no_span(page_html: str) -> None:
+    buttons = re.findall(r'<button type="button" class="evidence"[^>]*>.*?</button>', page_html, re.S)
+    unfound = [b for b in buttons if 'data-status="unfound"' in b]
+    assert unfound
+    for button in unfound:
+        assert "not found in article" in button and "data-start" not in button
+    located = [b for b in buttons if 'data-status="exact"' in b]
+    assert located and all("data-start" in b and "data-end" in b for b in located)
+
+
+def test_utf16_offsets_count_astral_characters_twice() -> None:
+    text = "a😀b"
+    assert utf16_offset(text, 1) == 1
+    assert utf16_offset(text, 2) == 3
+    assert utf16_offset("plain", 3) == 3
+
+
+def test_cli_report_writes_the_page_where_asked(run_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "review" / "page.html"
+    assert cli_main(["report", str(run_dir), "--html", str(target)]) == 0
+    assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert cli_main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.html").exists()
