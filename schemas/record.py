@@ -203,7 +203,7 @@ class IncidentFacts(BaseModel):
     statements: list[Statement] = Field(default_factory=list)
 
     @classmethod
-    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The schema the LLM sees: derived fields removed."""
         return strip_derived(super().model_json_schema(*args, **kwargs))
 
@@ -249,7 +249,7 @@ class IncidentRecord(IncidentFacts):
     provenance: Provenance
 
     @classmethod
-    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The full record schema, derived fields included."""
         return BaseModel.model_json_schema.__func__(cls, *args, **kwargs)  # type: ignore[attr-defined,no-any-return]
 
