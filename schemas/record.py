@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,7 +31,7 @@ T = TypeVar("T")
 DERIVED: dict[str, Any] = {"x-derived": True}
 
 
-class GroundingStatus(str, Enum):
+class GroundingStatus(StrEnum):
     """How a quote was located in its article, from strongest to weakest."""
 
     exact = "exact"
