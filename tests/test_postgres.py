@@ -1,0 +1,177 @@
+"""Dashboard tables in a real PostgreSQL server.
+
+Needs TRIANGULATE_TEST_PG=postgresql://... (scripts/ci_services.sh starts a
+throwaway cluster on loopback and prints it); skips with that reason otherwise.
+Each test works in its own schema, dropped afterwards, so tests never see each
+other's rows and a shared server is left as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from export_fixtures import lone_article_and_record, two_incident_run, write_run
+from test_export import check_dashboard_results, run_dashboard_queries
+
+from pipeline.export import ExportError, build_tables, export_to_db
+from pipeline.tables import TABLE_SCHEMA_VERSION, TABLES
+
+pytestmark = pytest.mark.postgres
+
+PG_URL = os.environ.get("TRIANGULATE_TEST_PG")
+
+
+def _count(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> int:
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _counts(conn: Any) -> dict[str, int]:
+    return {t.name: _count(conn, f'SELECT COUNT(*) FROM "{t.name}"') for t in TABLES}
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL whose connections use a fresh, empty schema."""
+    if not PG_URL:
+        pytest.skip('TRIANGULATE_TEST_PG is not set (run: eval "$(bash scripts/ci_services.sh)")')
+    psycopg = pytest.importorskip("psycopg", reason="psycopg not installed (pip install -e '.[export]')")
+    schema = f"triangulate_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"TRIANGULATE_TEST_PG is set but the server does not answer: {exc}")
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        separator = "&" if "?" in PG_URL else "?"
+        try:
+            yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def run_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return two_incident_run(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture
+def run_dir(run_template: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(run_template, target)
+    return target
+
+
+def test_exporting_the_example_run_twice_leaves_row_counts_unchanged(pg_url: str, run_dir: Path) -> None:
+    import psycopg
+
+    export_to_db(run_dir, pg_url)
+    with psycopg.connect(pg_url) as conn:
+        first = _counts(conn)
+    export_to_db(run_dir, pg_url)
+    with psycopg.connect(pg_url) as conn:
+        second = _counts(conn)
+        version = conn.execute("SELECT value FROM meta WHERE key = 'table_schema_version'").fetchone()
+    expected = {name: len(rows) for name, rows in build_tables(run_dir).items()}
+    assert first == second == expected
+    assert version == (TABLE_SCHEMA_VERSION,)
+
+
+def test_postgres_columns_are_typed(pg_url: str, run_dir: Path) -> None:
+    import psycopg
+
+    export_to_db(run_dir, pg_url)
+    with psycopg.connect(pg_url) as conn:
+        types: dict[str, str] = dict(
+            conn.execute(
+                "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
+                " WHERE table_schema = current_schema()"
+            ).fetchall()
+        )
+        ages = conn.execute("SELECT subjects_0_age FROM records WHERE subjects_0_age IS NOT NULL").fetchall()
+    assert types["records.subjects_0_age"] == "bigint"
+    assert types["articles.published"] == "date"
+    assert types["field_values.supported"] == "boolean"
+    assert types["field_values.grounding_score"] == "double precision"
+    assert ages and all(isinstance(a, int) for (a,) in ages)
+
+
+def test_dashboard_queries_answer_correctly_on_postgres(pg_url: str, run_dir: Path) -> None:
+    import psycopg
+
+    export_to_db(run_dir, pg_url)
+    with psycopg.connect(pg_url) as conn:
+        results = run_dashboard_queries(conn)
+    check_dashboard_results(results, run_dir)
+    assert all(results.values()), "each query should return rows on the example run"
+
+
+def test_a_second_run_into_the_same_database_keeps_the_first_runs_rows(
+    pg_url: str, run_dir: Path, tmp_path: Path
+) -> None:
+    import psycopg
+
+    export_to_db(run_dir, pg_url)
+    other = tmp_path / "other"
+    lone_article, lone_record = lone_article_and_record()
+    write_run(other, [lone_record], [lone_article])
+    export_to_db(other, pg_url)
+    with psycopg.connect(pg_url) as conn:
+        counts = _counts(conn)
+    tables = build_tables(run_dir)
+    assert counts["field_values"] == len(tables["field_values"])
+    assert counts["records"] == len(tables["records"])
+    assert counts["conflicts"] == len(tables["conflicts"])
+
+
+def test_a_stale_value_of_a_reexported_article_is_deleted(pg_url: str, run_dir: Path, tmp_path: Path) -> None:
+    import psycopg
+
+    export_to_db(run_dir, pg_url)
+    lone_article, lone_record = lone_article_and_record()
+    trimmed = lone_record.model_copy(deep=True)
+    trimmed.officers.count_fired = None
+    other = tmp_path / "rerun"
+    write_run(other, [trimmed], [lone_article])
+    export_to_db(other, pg_url)
+    with psycopg.connect(pg_url) as conn:
+        paths = {
+            r[0]
+            for r in conn.execute(
+                "SELECT field_path FROM field_values WHERE article_id = %s", (lone_article.id,)
+            )
+        }
+        total = _count(conn, "SELECT COUNT(*) FROM field_values")
+    assert "officers.count_fired" not in paths and "where.city" in paths
+    assert total == len(build_tables(run_dir)["field_values"]) - 1
+
+
+def test_a_database_with_another_table_schema_version_is_refused_and_left_alone(
+    pg_url: str, run_dir: Path
+) -> None:
+    import psycopg
+
+    export_to_db(run_dir, pg_url)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("UPDATE meta SET value = '0.1.0' WHERE key = 'table_schema_version'")
+        conn.execute("DELETE FROM records")
+    with pytest.raises(ExportError, match="0.1.0"):
+        export_to_db(run_dir, pg_url)
+    with psycopg.connect(pg_url) as conn:
+        assert _count(conn, "SELECT COUNT(*) FROM records") == 0
+
+
+def test_an_unreachable_server_is_reported_without_the_password(run_dir: Path) -> None:
+    pytest.importorskip("psycopg", reason="psycopg not installed (pip install -e '.[export]')")
+    secret = "s3cret-pw-123"
+    # Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    with pytest.raises(ExportError) as caught:
+        export_to_db(run_dir, f"postgresql://someone:{secret}@127.0.0.1:1/nowhere?connect_timeout=5")
+    assert secret not in str(caught.value)
