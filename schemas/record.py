@@ -88,9 +88,7 @@ class Cited(BaseModel, Generic[T]):
 
 
 DatePrecision = Literal["day", "week", "month", "year", "unknown"]
-PlacePrecision = Literal[
-    "address", "neighborhood", "city", "county", "metro", "state", "country", "unknown"
-]
+PlacePrecision = Literal["address", "neighborhood", "city", "county", "metro", "state", "country", "unknown"]
 
 
 class When(BaseModel):
@@ -126,9 +124,7 @@ class What(BaseModel):
     circumstances: Cited[str] | None = Field(
         default=None, description="One-line summary of what happened, e.g. 'shot during a vehicle stop'."
     )
-    operation_name: Cited[str] | None = Field(
-        default=None, description="Named operation or program, if any."
-    )
+    operation_name: Cited[str] | None = Field(default=None, description="Named operation or program, if any.")
 
 
 class Agency(BaseModel):
@@ -187,7 +183,9 @@ class Statement(BaseModel):
         default=None, description="Canonical speaker id (filled by the pipeline).", json_schema_extra=DERIVED
     )
     grounding: Grounding | None = Field(
-        default=None, description="Where the quote was found (filled by the pipeline).", json_schema_extra=DERIVED
+        default=None,
+        description="Where the quote was found (filled by the pipeline).",
+        json_schema_extra=DERIVED,
     )
 
 
@@ -254,9 +252,7 @@ class IncidentRecord(IncidentFacts):
         return BaseModel.model_json_schema.__func__(cls, *args, **kwargs)  # type: ignore[attr-defined,no-any-return]
 
     def facts(self) -> IncidentFacts:
-        return IncidentFacts.model_validate(
-            self.model_dump(include=set(IncidentFacts.model_fields))
-        )
+        return IncidentFacts.model_validate(self.model_dump(include=set(IncidentFacts.model_fields)))
 
 
 def strip_derived(schema: dict[str, Any]) -> dict[str, Any]:
