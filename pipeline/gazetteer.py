@@ -85,8 +85,11 @@ _COUNTRY_ALIASES: dict[str, str] = {
 }  # fmt: skip
 
 
+@lru_cache(maxsize=1 << 18)
 def fold(text: str) -> str:
     """Lower-case, strip accents, collapse whitespace: the form names are looked up by."""
+    if text.isascii():
+        return " ".join(text.casefold().split())
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.casefold().split())
@@ -149,6 +152,9 @@ class Gazetteer:
             # Largest first, so an unqualified name means the best-known place.
             cities.sort(key=lambda c: (-c.population, c.geonameid))
         self._large.sort(key=lambda c: (-c.population, c.geonameid))
+        self._large_by_region: dict[tuple[str, str], list[City]] = {}
+        for big in self._large:
+            self._large_by_region.setdefault((big.country, big.admin1), []).append(big)
         self._states: dict[str, str] = {}
         for code, state in cache.get_us_states().items():
             self._states[fold(str(state["name"]))] = str(code)
@@ -211,12 +217,16 @@ class Gazetteer:
         if core_id is None:
             core_id = city.geonameid
             # Largest first: a suburb between two cores belongs to the bigger one.
-            for big in self._large:
+            for big in self._large_by_region.get((city.country, city.admin1), ()):
                 if self.is_within_metro(city, big):
                     core_id = big.geonameid
                     break
             self._metro_cache[city.geonameid] = core_id
         return self._by_id[core_id]
+
+    def large_cities(self) -> list[City]:
+        """Cities big enough to be a metro core, largest first."""
+        return list(self._large)
 
     def is_within_metro(self, small: City, big: City) -> bool:
         """True when ``big`` is a metro core that ``small`` belongs to."""

@@ -739,6 +739,7 @@ _GENERIC_SPEAKERS = {
 _OUTLET_VOICE = {"outlet", "the outlet", "reporter", "staff", "newsroom", "narrator", "article", ""}
 
 
+@lru_cache(maxsize=100_000)
 def fallback_speaker(attribution: str, outlet: str | None, article_id: str) -> str:
     """A speaker id when the pipeline left none: the article's own voice is the
     outlet; a known agency is ``agency:<key>``; anything else a slug."""
@@ -788,6 +789,7 @@ def parse_bool(text: str | bool) -> bool | None:
 # --------------------------------------------------------------------------- quotes
 
 
+@lru_cache(maxsize=200_000)
 def quote_key(text: str) -> str:
     """Punctuation-, case- and quote-mark-insensitive text of a quotation."""
     return " ".join(_PUNCT.sub(" ", fold(unicodedata.normalize("NFKC", text))).split())
