@@ -90,9 +90,9 @@ def synthetic_records(n_records: int, seed: int = 7) -> list[IncidentRecord]:
         statement = STATEMENT.format(verb=rng.choice(["accelerated", "drove", "swerved"]), n=incident)
         for k in range(min(rng.randint(3, 8), n_records - len(records))):
             published = day + timedelta(days=rng.randint(0, 4))
-            body = f"incident {incident} article {k}"
-            name = rng.choices([full, _misspell(full, rng), last.split("-")[0], f"{first} {last.split('-')[0]}"],
-                               weights=[6, 1, 1, 1])[0]  # fmt: skip
+            first_surname = last.split("-")[0]
+            variants = [full, _misspell(full, rng), first_surname, f"{first} {first_surname}"]
+            name = rng.choices(variants, weights=[6, 1, 1, 1])[0]
             place = metro if metro and rng.random() < 0.3 else city
             if rng.random() < 0.5:
                 date_value = day.isoformat()

@@ -23,11 +23,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from pipeline.gazetteer import City, get_gazetteer
 from pipeline.normalize import NAME_MATCH, DateSpan, name_similarity, name_tokens, resolve_date
 from schemas.incident import JoinReason
-from schemas.record import IncidentRecord
+from schemas.record import Cited, IncidentRecord
 
 DATE_WINDOW_DAYS = 3
 # Dates are bucketed in spans longer than the window, so a pair within the
@@ -82,8 +83,11 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _value(cited: object) -> str | None:
-    value = getattr(cited, "value", None)
+def _value(cited: Cited[Any] | None) -> str | None:
+    """A value clustering may use: like a verdict, a link or veto rests only on evidence."""
+    if cited is None or (cited.grounding is not None and not cited.grounding.is_evidence):
+        return None
+    value = cited.value
     if value is None:
         return None
     text = str(value).strip()

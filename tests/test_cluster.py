@@ -33,12 +33,16 @@ def record(
     name: str | None = "Rafael Quintero-Alvarez",
     phrase: str | None = None,
     published: str = "2026-03-14",
+    city_grounding: dict[str, Any] | None = None,
 ) -> IncidentRecord:
     data: dict[str, Any] = {
         "article_id": article_id,
         "provenance": {"article_id": article_id, "outlet": f"outlet {article_id}", "published": published},
         "when": {"date": cited(day) if day else None, "raw_phrase": cited(phrase) if phrase else None},
-        "where": {"city": cited(city) if city else None, "state": cited(state) if state else None},
+        "where": {
+            "city": {**cited(city), "grounding": city_grounding} if city else None,
+            "state": cited(state) if state else None,
+        },
         "subjects": [{"name": cited(name)}] if name else [],
     }
     return IncidentRecord.model_validate(data)
@@ -140,3 +144,9 @@ def test_blocking_finds_every_pair_that_all_pairs_comparison_would_link() -> Non
     assert linked, "the fixture should contain linked pairs"
     assert linked <= candidates
     assert len(candidates) < len(records) * (len(records) - 1) // 2
+
+
+def test_values_that_are_not_evidence_neither_link_nor_veto() -> None:
+    unfound = {"status": "unfound", "score": 0.0}
+    assert groups([record("a"), record("b", city="Chicago")]) == [["a"], ["b"]]
+    assert groups([record("a"), record("b", city="Chicago", city_grounding=unfound)]) == [["a", "b"]]
