@@ -76,16 +76,16 @@ class RunIncidents:
     conflicts: list[Conflict]
     origin: str = ""
     """Where they came from: the jsonl files, or reconciled in memory because there were none."""
+    _verdicts: dict[tuple[str, str], FieldVerdict] | None = field(default=None, repr=False, compare=False)
 
     @property
     def incident_of_article(self) -> dict[str, str]:
         return {article_id: i.id for i in self.incidents for article_id in i.article_ids}
 
     def verdict(self, incident_id: str, path: str) -> FieldVerdict | None:
-        for incident in self.incidents:
-            if incident.id == incident_id:
-                return next((f for f in incident.fields if f.path == path), None)
-        return None
+        if self._verdicts is None:
+            self._verdicts = {(i.id, f.path): f for i in self.incidents for f in i.fields}
+        return self._verdicts.get((incident_id, path))
 
     def incident_rows(self, articles: dict[str, Article]) -> Iterator[Row]:
         for incident in self.incidents:
@@ -339,6 +339,7 @@ def _cited_and_statements(record: IncidentRecord) -> Iterator[tuple[str, Row]]:
 
 def record_row(record: IncidentRecord, incident_id: str | None) -> Row:
     provenance = record.provenance
+    cited_by_path = dict(iter_cited(record))
     evidence = [row for _, row in _cited_and_statements(record)]
     row: Row = {
         "article_id": record.article_id,
@@ -367,7 +368,7 @@ def record_row(record: IncidentRecord, incident_id: str | None) -> Row:
         "where_precision": record.where.precision,
     }
     for leaf in WIDE_FIELDS:
-        cited = cited_at(record, leaf.path)
+        cited = cited_by_path.get(leaf.path)
         row[leaf.column] = _coerce(cited.value, leaf.value_type) if cited else None
         row[f"{leaf.column}_grounding"] = (
             cited.grounding.status.value if cited is not None and cited.grounding is not None else None
@@ -530,9 +531,11 @@ class _SqlWriter:
                     continue
                 seen.add(key)
                 values.append(tuple(_sql_value(row.get(n), self.dialect) for n in names))
-            self.conn.cursor().executemany(insert_stage, values)
+            self._fill_stage(stage, cols, insert_stage, values)
             count += len(values)
         pk = ", ".join(quote_ident(k) for k in table.primary_key)
+        # Without this index SQLite's prune below is quadratic (a scan of the stage per row).
+        self.execute(f"CREATE INDEX {quote_ident(f'_stage_{table.name}_pk')} ON {stage} ({pk})")
         updates = [n for n in names if n not in table.primary_key]
         action = (
             "DO UPDATE SET " + ", ".join(f"{quote_ident(n)} = excluded.{quote_ident(n)}" for n in updates)
@@ -555,6 +558,15 @@ class _SqlWriter:
             self.execute(f"DELETE FROM {quote_ident(table.name)} AS t WHERE {where}")
         self.execute(f"DROP TABLE {stage}")
         return count
+
+    def _fill_stage(self, stage: str, cols: str, insert_sql: str, values: list[tuple[Any, ...]]) -> None:
+        if self.dialect == "postgresql":
+            # COPY streams rows in one round trip; INSERT per row costs one each.
+            with self.conn.cursor().copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+                for value in values:
+                    copy.write_row(value)
+        else:
+            self.conn.cursor().executemany(insert_sql, values)
 
     def set_owners(self, table: Table, owners: Iterable[str]) -> None:
         """The articles / incidents this export speaks for, which scope pruning of ``table``."""

@@ -19,13 +19,13 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from schemas import Cited, IncidentFacts, IncidentRecord
+from schemas import Cited, IncidentFacts
 
 TABLE_SCHEMA_VERSION = "1.0.0"
 
@@ -110,8 +110,8 @@ def iter_cited(record: IncidentFacts) -> Iterator[tuple[str, Cited[Any]]]:
     Unlike WIDE_FIELDS this has no slot cap: the long table holds everything.
     """
 
-    def walk(node: BaseModel, prefix: str) -> Iterator[tuple[str, Cited[Any]]]:
-        for name in type(node).model_fields:
+    def walk(node: BaseModel, prefix: str, names: Iterable[str]) -> Iterator[tuple[str, Cited[Any]]]:
+        for name in names:
             value = getattr(node, name)
             path = f"{prefix}.{name}" if prefix else name
             if isinstance(value, Cited):
@@ -119,14 +119,13 @@ def iter_cited(record: IncidentFacts) -> Iterator[tuple[str, Cited[Any]]]:
             elif isinstance(value, list):
                 for index, item in enumerate(value):
                     if isinstance(item, BaseModel):
-                        yield from walk(item, f"{path}[{index}]")
+                        yield from walk(item, f"{path}[{index}]", type(item).model_fields)
             elif isinstance(value, BaseModel):
-                yield from walk(value, path)
+                yield from walk(value, path, type(value).model_fields)
 
-    facts = record.facts() if isinstance(record, IncidentRecord) else record
-    # Statements are quotes with a speaker rather than Cited facts; they go
-    # into field_values by export.py under "statements[i]".
-    yield from ((p, c) for p, c in walk(facts, "") if not p.startswith("statements["))
+    # Only the IncidentFacts part of a record (not provenance). Statements are quotes with a
+    # speaker rather than Cited facts; export.py puts them in field_values as "statements[i]".
+    yield from walk(record, "", [n for n in IncidentFacts.model_fields if n != "statements"])
 
 
 def _c(name: str, type_: ColumnType, doc: str, nullable: bool = True) -> Column:
