@@ -640,7 +640,8 @@ def _export_db(out_dir: Path, url: str) -> int:
 
 
 def _quiet_library_loggers() -> None:
-    # Every attempt and its error are in the store's attempts table; instructor's and httpx's
-    # per-retry warnings would bury the progress output on a long run.
-    for name in ("instructor", "httpx", "httpx2", "openai"):
+    # Every attempt and its error are in the store's attempts table; the libraries' per-retry
+    # messages (instructor logs each failed attempt at ERROR) would bury the progress output.
+    logging.getLogger("instructor").setLevel(logging.CRITICAL)
+    for name in ("httpx", "httpx2", "openai"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,9 @@ def jsonl(path: Path) -> list[dict[str, object]]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RunStore:
+def store(tmp_path: Path) -> Iterator[RunStore]:
     with RunStore(tmp_path / "out") as opened:
-        yield opened  # type: ignore[misc]
+        yield opened
 
 
 def test_store_is_one_sqlite_file_in_wal_mode_in_the_output_dir(tmp_path: Path) -> None:

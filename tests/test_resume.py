@@ -1,0 +1,97 @@
+"""kill -9 in the middle of a run, then the same command: nothing finished is asked for again.
+
+The CLI runs in a subprocess against the loopback fault server
+(tests/fault_server.py) with slow answers, so the kill lands while requests
+are in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fault_server import FaultMix, FaultServer
+
+from schemas.article import content_hash
+
+MODEL = "fault-stub"
+ARTICLES = 16
+
+
+def story(number: int) -> str:
+    return (
+        f"Story {number:03d} from the county desk. Officers shot a man outside a store in Chandler "
+        f"on Sunday, police said. He was {30 + number} years old."
+    )
+
+
+def committed_extractions(db_path: Path) -> set[str]:
+    if not db_path.exists():
+        return set()
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as db:
+            return {row[0] for row in db.execute("SELECT article_id FROM extractions")}
+    except sqlite3.OperationalError:  # the writer has not created the tables yet
+        return set()
+
+
+def start_run(folder: Path, out: Path, server: FaultServer) -> subprocess.Popen[str]:
+    env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test-resume-0000000"}
+    command = [sys.executable, "-m", "pipeline", "run", str(folder), "--out", str(out)]
+    command += ["--model", MODEL, "--concurrency", "4", "-q", "--no-reconcile"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_when(proc: subprocess.Popen[str], db_path: Path, at_least: int) -> set[str]:
+    deadline = time.monotonic() + 120
+    while len(committed_extractions(db_path)) < at_least:
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the run made no progress")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return committed_extractions(db_path)
+
+
+@pytest.mark.parametrize("kill_after", [2, ARTICLES - 3])
+def test_killed_run_resumes_without_re_requesting_finished_articles(tmp_path: Path, kill_after: int) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i in range(ARTICLES):
+        (folder / f"{i:03d}.txt").write_text(story(i), encoding="utf-8")
+    every_id = {content_hash(story(i)) for i in range(ARTICLES)}
+
+    with FaultServer(FaultMix(latency_s=0.25)) as server:
+        finished = kill_when(start_run(folder, out, server), out / "triangulate.sqlite", kill_after)
+        assert kill_after <= len(finished) < ARTICLES, "the kill did not land mid-run"
+
+        server.reset()
+        resumed = start_run(folder, out, server)
+        stdout, stderr = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, stderr
+
+        asked_again = [content_hash(log.article_text) for log in server.requests]
+    assert not set(asked_again) & finished, "a finished article was requested again"
+    assert set(asked_again) == every_id - finished
+    assert len(asked_again) == len(set(asked_again))
+
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    record_ids = [record["article_id"] for record in records]
+    assert len(record_ids) == len(set(record_ids)) == ARTICLES
+    assert set(record_ids) == every_id
+    assert (out / "failures.jsonl").read_text() == ""
+    with sqlite3.connect(out / "triangulate.sqlite") as db:
+        statuses = [row[0] for row in db.execute("SELECT status FROM runs ORDER BY started")]
+        extraction_rows = db.execute("SELECT COUNT(*) FROM extractions").fetchone()[0]
+    assert statuses == ["killed", "finished"]
+    assert extraction_rows == ARTICLES
