@@ -229,9 +229,10 @@ class _Page:
             f'<section class="incident{has}" id="incident-{esc(incident.id)}" '
             f'data-conflicts="{len(flagged_paths)}">',
             f"<h2>Incident <code>{esc(incident.id)}</code></h2>",
-            f'<p class="incident-stats">{len(incident.article_ids)} articles ({esc(", ".join(outlets))}) · '
-            f'<span class="incident-conflicts">{len(flagged_paths)}</span> flagged fields · '
-            f"{n_contradictions} contradictions</p>",
+            f'<p class="incident-stats">{_plural(len(incident.article_ids), "article")} '
+            f"({esc(', '.join(outlets))}) · "
+            f'<span class="incident-conflicts">{len(flagged_paths)}</span> flagged · '
+            f"{_plural(n_contradictions, 'contradiction')}</p>",
             '<table class="fields"><colgroup><col class="c-field"><col class="c-merged">'
             '<col class="c-verdict"><col class="c-values"></colgroup>',
             "<thead><tr><th>Field</th><th>Merged value</th><th>Verdict</th>"
@@ -300,7 +301,8 @@ class _Page:
             self.out("</ul></div>")
         if not incidents:
             self.out('<p class="none">No incidents: the run has no records yet.</p>')
-        for incident in incidents:
+        # Most contradicted first: that is where a reviewer's time goes.
+        for incident in sorted(incidents, key=_review_order):
             self.incident(incident)
         self.failures()
         self.out(
@@ -310,6 +312,16 @@ class _Page:
             f"<script>{js}</script></body></html>\n",
         )
         return "".join(self.parts)
+
+
+def _review_order(incident: Incident) -> tuple[int, int, str]:
+    contradictions = sum(1 for f in incident.fields if f.verdict == "contradiction")
+    flagged = sum(1 for f in incident.fields if f.verdict in FLAGGED_VERDICTS)
+    return (-contradictions, -flagged, incident.id)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _short(article_id: str) -> str:

@@ -536,3 +536,12 @@ def test_cli_report_writes_the_page_where_asked(run_dir: Path, tmp_path: Path) -
     assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert cli_main(["report", str(run_dir)]) == 0
     assert (run_dir / "report.html").exists()
+
+
+def test_report_lists_the_most_contradicted_incident_first(page_html: str, run_dir: Path) -> None:
+    incidents = _jsonl(run_dir / "incidents.jsonl")
+    contradictions = {i["id"]: sum(f["verdict"] == "contradiction" for f in i["fields"]) for i in incidents}
+    order = re.findall(r'<section class="incident[^"]*" id="incident-([^"]+)"', page_html)
+    assert sorted(order) == sorted(contradictions)
+    assert [contradictions[i] for i in order] == sorted(contradictions.values(), reverse=True)
+    assert contradictions[order[0]] > contradictions[order[-1]]
