@@ -119,6 +119,7 @@ class BatchSummary:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["usage"] = self.usage.model_dump()
         data["cpu_ms_per_article"] = round(self.cpu_ms_per_article, 3)
         return data
 
