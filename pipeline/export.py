@@ -704,6 +704,8 @@ def _export_to_db(data: RunData, url: str) -> ExportCounts:
             return _write_sql(_SqlWriter(pg, "postgresql"), data, tables=TABLES, prune="owned")
     except psycopg.OperationalError as exc:
         raise ExportError(f"cannot connect to the database: {_redact_url(str(exc))}") from exc
+    except psycopg.Error as exc:
+        raise ExportError(f"the database refused the export: {_redact_url(str(exc))}") from exc
 
 
 def _redact_url(text: str) -> str:

@@ -545,3 +545,16 @@ def test_report_lists_the_most_contradicted_incident_first(page_html: str, run_d
     assert sorted(order) == sorted(contradictions)
     assert [contradictions[i] for i in order] == sorted(contradictions.values(), reverse=True)
     assert contradictions[order[0]] > contradictions[order[-1]]
+
+
+def test_dashboard_queries_run_unchanged_in_duckdb_over_the_parquet_files(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    duckdb = pytest.importorskip("duckdb", reason="duckdb not installed (optional; docs/dashboards.md)")
+    to = tmp_path / "files"
+    assert export_command(_args(run_dir, format=["parquet"], to=to)) == 0
+    conn = duckdb.connect()
+    for table in TABLES:
+        path = str(to / f"{table.name}.parquet").replace("'", "''")
+        conn.execute(f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{path}')")
+    check_dashboard_results(run_dashboard_queries(conn), run_dir)
