@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
-import importlib
 import logging
 import os
 import sys
@@ -599,18 +598,17 @@ def _summary_text(summary: BatchSummary, out_dir: Path, n_records: int, n_failur
 
 
 def _reconcile(store: RunStore, out_dir: Path) -> int:
-    try:
-        # Imported by name: reconcile is another module's work and may not exist in this checkout.
-        module = importlib.import_module("pipeline.reconcile")
-        reconcile, write_outputs = module.reconcile, module.write_outputs
-    except (ImportError, AttributeError) as error:
-        print(f"reconcile skipped: pipeline.reconcile is not available ({error})", file=sys.stderr)
-        return EXIT_OK
+    from pipeline.export import write_run_store_tables
+    from pipeline.reconcile import reconcile, write_outputs
+
     records = store.records()
     if not records:
         return EXIT_OK
     try:
         write_outputs(reconcile(records), out_dir)
+        # The dashboard tables live in the run store by default, so a dashboard
+        # pointed at DIR/triangulate.sqlite sees every run without an export step.
+        write_run_store_tables(out_dir)
     except Exception as error:
         log.exception("reconcile failed")
         print(f"error: reconcile failed: {type(error).__name__}: {error}; records are kept", file=sys.stderr)
@@ -620,15 +618,8 @@ def _reconcile(store: RunStore, out_dir: Path) -> int:
 
 
 def _export_db(out_dir: Path, url: str) -> int:
-    try:
-        export_to_db = importlib.import_module("pipeline.export").export_to_db
-    except (ImportError, AttributeError) as error:
-        print(
-            f"error: --db needs pipeline.export, which is not available ({error}); "
-            "the records are in the run directory",
-            file=sys.stderr,
-        )
-        return EXIT_PARTIAL
+    from pipeline.export import export_to_db
+
     try:
         export_to_db(out_dir, url)
     except Exception as error:
