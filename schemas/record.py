@@ -189,6 +189,9 @@ class Statement(BaseModel):
     )
 
 
+_LLM_SCHEMA_CACHE: dict[type[BaseModel], dict[str, Any]] = {}
+
+
 class IncidentFacts(BaseModel):
     """The facts of one incident as one article reports them. This is the LLM contract."""
 
@@ -202,8 +205,17 @@ class IncidentFacts(BaseModel):
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The schema the LLM sees: derived fields removed."""
-        return strip_derived(super().model_json_schema(*args, **kwargs))
+        """The schema the LLM sees: derived fields removed.
+
+        Generating it costs tens of milliseconds and instructor asks for it on
+        every request, so the default form is computed once per class.
+        """
+        if args or kwargs:
+            return strip_derived(super().model_json_schema(*args, **kwargs))
+        cached = _LLM_SCHEMA_CACHE.get(cls)
+        if cached is None:
+            cached = _LLM_SCHEMA_CACHE[cls] = strip_derived(super().model_json_schema())
+        return copy.deepcopy(cached)
 
 
 class Usage(BaseModel):
