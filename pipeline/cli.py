@@ -65,7 +65,9 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         "Without it and without OPENAI_BASE_URL, the embedded model runs in-process.",
     )
     group.add_argument("--gguf", type=Path, help="Run this GGUF file in the embedded engine.")
-    group.add_argument("--max-reasks", type=int, default=2, help="Re-asks after validation errors (default 2).")
+    group.add_argument(
+        "--max-reasks", type=int, default=2, help="Re-asks after validation errors (default 2)."
+    )
     group.add_argument(
         "--max-transport-retries", type=int, default=5, help="Retries after 429/5xx/timeouts (default 5)."
     )
@@ -91,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--out", type=Path, required=True, help="Output directory (holds the run store).")
-    p.add_argument("--concurrency", type=int, default=None, help="Requests in flight (default: 4, embedded: 1).")
+    p.add_argument(
+        "--concurrency", type=int, default=None, help="Requests in flight (default: 4, embedded: 1)."
+    )
     p.add_argument("--rpm", type=float, default=None, help="Max requests per minute.")
     p.add_argument("--tpm", type=float, default=None, help="Max tokens per minute.")
     p.add_argument("--refresh", action="store_true", help="Ignore cached extractions and ask again.")
