@@ -9,7 +9,8 @@ Each size builds records for incidents of 3-8 records each, with the
 disagreements real coverage has (spelling variants, surname-only names,
 suburb vs metro, relative weekdays, singular vs plural counts, severity
 wording, one statement relayed by several outlets). It times ``reconcile``
-alone (records already in memory), reports peak memory of the process
+alone (records already in memory), in wall-clock and CPU seconds (the CPU
+figure is the fair one on a shared machine), reports peak memory of the process
 (``ru_maxrss``) and of Python allocations during reconcile (tracemalloc is
 too slow at 100k, so it is only used for sizes up to --trace-limit), and the
 growth exponent: the slope of log(seconds) against log(records).
@@ -21,6 +22,7 @@ import argparse
 import gc
 import json
 import math
+import os
 import random
 import resource
 import sys
@@ -152,6 +154,15 @@ def _maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _slope(rows: list[dict[str, Any]], key: str) -> float:
+    """Least-squares slope of log(time) against log(records)."""
+    xs = [math.log(r["records"]) for r in rows]
+    ys = [math.log(r[key]) for r in rows]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    covariance = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
+    return covariance / sum((x - mean_x) ** 2 for x in xs)
+
+
 def run(sizes: list[int], trace_limit: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     get_gazetteer()  # load once, outside the timings
@@ -160,14 +171,17 @@ def run(sizes: list[int], trace_limit: int) -> list[dict[str, Any]]:
         records = synthetic_records(size)
         build_s = time.perf_counter() - t0
         gc.collect()
-        traced = size <= trace_limit
-        if traced:
-            tracemalloc.start()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         result = reconcile(records)
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
         peak_mib = None
-        if traced:
+        if size <= trace_limit:
+            # A second, traced run: tracemalloc slows Python several-fold, so
+            # it never touches the timings above.
+            del result
+            gc.collect()
+            tracemalloc.start()
+            result = reconcile(records)
             peak_mib = tracemalloc.get_traced_memory()[1] / 2**20
             tracemalloc.stop()
         row = {
@@ -176,6 +190,7 @@ def run(sizes: list[int], trace_limit: int) -> list[dict[str, Any]]:
             "conflicts": len(result.conflicts),
             "build_s": round(build_s, 2),
             "reconcile_s": round(seconds, 2),
+            "reconcile_cpu_s": round(cpu_seconds, 2),
             "records_per_s": round(size / seconds),
             "tracemalloc_peak_mib": round(peak_mib, 1) if peak_mib is not None else None,
             "maxrss_mib": round(_maxrss_mib(), 1),
@@ -185,13 +200,13 @@ def run(sizes: list[int], trace_limit: int) -> list[dict[str, Any]]:
         del result, records
         gc.collect()
     if len(rows) >= 2:
-        xs = [math.log(r["records"]) for r in rows]
-        ys = [math.log(r["reconcile_s"]) for r in rows]
-        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
-            (x - mean_x) ** 2 for x in xs
-        )
-        print(json.dumps({"growth_exponent": round(slope, 3)}))
+        load = os.getloadavg()[0]
+        summary = {
+            "growth_exponent_wall": round(_slope(rows, "reconcile_s"), 3),
+            "growth_exponent_cpu": round(_slope(rows, "reconcile_cpu_s"), 3),
+            "load_average_1min": round(load, 2),
+        }
+        print(json.dumps(summary))
     return rows
 
 

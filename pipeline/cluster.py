@@ -26,7 +26,7 @@ from datetime import date
 from typing import Any
 
 from pipeline.gazetteer import City, get_gazetteer
-from pipeline.normalize import NAME_MATCH, DateSpan, name_similarity, name_tokens, resolve_date
+from pipeline.normalize import NAME_MATCH, DateSpan, name_similarity, name_tokens, resolve_date, soundex
 from schemas.incident import JoinReason
 from schemas.record import Cited, IncidentRecord
 
@@ -152,34 +152,38 @@ def _subject_score(a: RecordFeatures, b: RecordFeatures) -> float | None:
 
 def compare(a: RecordFeatures, b: RecordFeatures) -> dict[str, float] | None:
     """Field -> score when the two records describe one incident; None otherwise."""
-    matched: dict[str, float] = {}
-    date_known = a.date is not None and b.date is not None
+    gap = None
     if a.date is not None and b.date is not None:
         gap = a.date.distance_days(b.date)
         if gap > DATE_WINDOW_DAYS:
             return None
-        matched["date"] = 100.0 - 25.0 * gap
     place = _place_score(a, b)
     if place is None:
         return None
-    if place > 0:
-        matched["place"] = place
     subject = _subject_score(a, b)
     if subject is None:
         return None
+    links = False
+    if subject >= NAME_MATCH:
+        links = (
+            gap is not None
+            or place >= 50.0
+            or any(
+                len(name_tokens(x)) >= 2 and len(name_tokens(y)) >= 2 and name_similarity(x, y) >= NAME_MATCH
+                for x in a.names
+                for y in b.names
+            )
+        )
+    if not links and not (gap is not None and place >= 90.0):
+        return None
+    matched: dict[str, float] = {}
+    if gap is not None:
+        matched["date"] = 100.0 - 25.0 * gap
+    if place > 0:
+        matched["place"] = place
     if subject > 0:
         matched["subject"] = round(subject, 1)
-    names_match = subject >= NAME_MATCH
-    full_names = names_match and any(
-        len(name_tokens(x)) >= 2 and len(name_tokens(y)) >= 2 and name_similarity(x, y) >= NAME_MATCH
-        for x in a.names
-        for y in b.names
-    )
-    if names_match and (date_known or place >= 50.0 or full_names):
-        return matched
-    if date_known and place >= 90.0:
-        return matched
-    return None
+    return matched
 
 
 def _bucket(span: DateSpan | None) -> int | None:
@@ -196,10 +200,19 @@ def _blocking_keys(f: RecordFeatures) -> list[tuple[str, str]]:
         keys.append(("city", f"{f.state or ''}:{f.city_text}"))
     seen: set[str] = set()
     for name in f.names:
-        for token in name_tokens(name):
-            if len(token) >= 3 and token not in seen:
-                seen.add(token)
-                keys.append(("name", token))
+        tokens = name_tokens(name)
+        # A leading given name ("Rafael", "Ana") is shared by thousands of
+        # people and makes blocks that grow with the square of the input; the
+        # surnames are what a partial name keeps ("Quintero"). "Surname, Given"
+        # keeps every token. Surnames are keyed by Soundex so that spelling
+        # variants ("Alvarez"/"Alvares", "Ruiz"/"Ruis") share a block.
+        if len(name.split()) > 1 and "," not in name:
+            tokens = tokens[1:]
+        for token in tokens:
+            code = soundex(token) if len(token) >= 3 else ""
+            if code and code not in seen:
+                seen.add(code)
+                keys.append(("name", code))
     if f.state is not None:
         keys.append(("state", f.state))
     return keys
@@ -216,14 +229,20 @@ def _candidate_pairs(features: Sequence[RecordFeatures]) -> set[tuple[int, int]]
     has_city = [f.metro_id is not None or f.city_text is not None for f in features]
 
     def add_pairs(left: list[int], right: list[int], *, only_cityless: bool) -> None:
+        if only_cityless:
+            # The state block exists only to reach records without a city:
+            # pair those with everyone, never two records that both have one.
+            cityless_left = [i for i in left if not has_city[i]]
+            cityless_right = [j for j in right if not has_city[j]]
+            add_pairs(cityless_left, right, only_cityless=False)
+            add_pairs(left, cityless_right, only_cityless=False)
+            return
         if len(left) * len(right) > MAX_BLOCK * MAX_BLOCK:
             return
         for i in left:
             for j in right:
-                # The state block exists only to reach records without a city.
-                if i == j or (only_cityless and has_city[i] and has_city[j]):
-                    continue
-                pairs.add((i, j) if i < j else (j, i))
+                if i != j:
+                    pairs.add((i, j) if i < j else (j, i))
 
     for key, by_bucket in blocks.items():
         only_cityless = key[0] == "state"
@@ -266,7 +285,9 @@ def cluster_records(records: Iterable[IncidentRecord]) -> list[Cluster]:
     features = [record_features(r) for r in ordered]
     uf = _UnionFind(list(range(len(ordered))))
     edges: dict[int, list[tuple[float, int, dict[str, float]]]] = defaultdict(list)
-    for i, j in sorted(_candidate_pairs(features)):
+    # Pair order does not matter: union-find and the best-link choice below
+    # (highest score, then lowest index) give the same result in any order.
+    for i, j in _candidate_pairs(features):
         matched = compare(features[i], features[j])
         if matched is None:
             continue

@@ -85,7 +85,7 @@ _COUNTRY_ALIASES: dict[str, str] = {
 }  # fmt: skip
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 21)
 def fold(text: str) -> str:
     """Lower-case, strip accents, collapse whitespace: the form names are looked up by."""
     if text.isascii():

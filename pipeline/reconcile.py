@@ -30,9 +30,10 @@ import dataclasses
 import gc
 import json
 import os
+import re
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +44,7 @@ from rapidfuzz import fuzz
 
 from pipeline.cluster import Cluster, cluster_records
 from pipeline.normalize import (
+    CACHE_SIZE,
     FIELD_KINDS,
     NAME_MATCH,
     CountRange,
@@ -50,6 +52,7 @@ from pipeline.normalize import (
     Relation,
     ValueContext,
     agency_key,
+    clear_caches,
     fallback_speaker,
     name_similarity,
     normalize_value,
@@ -118,6 +121,7 @@ class _RecordContext:
 
     dates: ValueContext
     places: ValueContext
+    speakers: dict[str, str]  # attribution -> fallback speaker id, for this record
 
 
 _NO_CONTEXT = ValueContext()
@@ -130,6 +134,7 @@ def _context(record: IncidentRecord) -> _RecordContext:
     return _RecordContext(
         dates=ValueContext(published=record.provenance.published),
         places=ValueContext(state=text(record.where.state), country=text(record.where.country)),
+        speakers={},
     )
 
 
@@ -142,7 +147,7 @@ def _normalize(template: str, text: str, ctx: _RecordContext) -> Normalized:
     return _normalize_cached(template, text, _NO_CONTEXT)
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=CACHE_SIZE)
 def _normalize_cached(template: str, text: str, ctx: ValueContext) -> Normalized:
     return normalize_value(template, text, ctx)
 
@@ -150,21 +155,33 @@ def _normalize_cached(template: str, text: str, ctx: ValueContext) -> Normalized
 def _cite(
     template: str, cited: Cited[Any] | None, record: IncidentRecord, ctx: _RecordContext
 ) -> _Cite | None:
-    if cited is None or cited.value is None or (isinstance(cited.value, str) and not cited.value.strip()):
+    if cited is None:
         return None
-    value = cited.value if isinstance(cited.value, str | int | float | bool) else str(cited.value)
-    outlet = record.provenance.outlet
-    speaker = cited.speaker or fallback_speaker(cited.attribution, outlet, record.article_id)
+    value = cited.value
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+    elif not isinstance(value, int | float | bool):
+        value = str(value)
+    speaker = cited.speaker
+    if not speaker:
+        speaker = ctx.speakers.get(cited.attribution)
+        if speaker is None:
+            speaker = fallback_speaker(cited.attribution, record.provenance.outlet, record.article_id)
+            ctx.speakers[cited.attribution] = speaker
+    grounding = cited.grounding
     return _Cite(
-        value=value,
-        norm=_normalize(template, str(value), ctx),
-        article_id=record.article_id,
-        outlet=outlet,
-        quote=cited.quote,
-        attribution=cited.attribution,
-        speaker=speaker,
-        grounding=cited.grounding,
-        decides=_decides(cited.grounding),
+        value,
+        _normalize(template, value if isinstance(value, str) else str(value), ctx),
+        record.article_id,
+        record.provenance.outlet,
+        cited.quote,
+        cited.attribution,
+        speaker,
+        grounding,
+        grounding is None or grounding.is_evidence,
     )
 
 
@@ -273,7 +290,10 @@ def _align_statements(records: Sequence[IncidentRecord]) -> list[_Slot]:
 
 
 def _order_slots(slots: list[_Slot]) -> list[_Slot]:
-    """Most-reported item first; creation order (records sorted by article id) breaks ties."""
+    """Most-reported item first; creation order (records sorted by article id) breaks ties.
+    Within a slot, items follow record order, like every other citation list."""
+    for slot in slots:
+        slot.items.sort(key=lambda item: item[0])
     return sorted(slots, key=lambda s: (-len(s.records), s.created))
 
 
@@ -282,43 +302,34 @@ def _order_slots(slots: list[_Slot]) -> list[_Slot]:
 
 def _source_groups(cites: Sequence[_Cite]) -> list[str]:
     """The independent source of each citation: same speaker, or copied text across articles."""
-    if len(cites) == 1:
-        return [cites[0].speaker]
-    parent = list(range(len(cites)))
+    speakers = [c.speaker for c in cites]
+    distinct = sorted(set(speakers))
+    if len(distinct) == 1:
+        return speakers
+    # Union-find over speakers: copied wording joins two speakers' groups.
+    parent = {speaker: speaker for speaker in distinct}
 
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+    def root(speaker: str) -> str:
+        while parent[speaker] != speaker:
+            speaker = parent[speaker]
+        return speaker
 
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
-    first_by_speaker: dict[str, int] = {}
-    for i, cite in enumerate(cites):
-        if cite.speaker in first_by_speaker:
-            union(first_by_speaker[cite.speaker], i)
-        else:
-            first_by_speaker[cite.speaker] = i
     keys = [quote_key(c.quote) for c in cites]
     for i in range(len(cites)):
         if len(keys[i]) < COPY_MIN_CHARS:
             continue
         for j in range(i + 1, len(cites)):
             if (
-                cites[i].article_id != cites[j].article_id
+                speakers[i] != speakers[j]
+                and cites[i].article_id != cites[j].article_id
                 and len(keys[j]) >= COPY_MIN_CHARS
                 and (keys[i] == keys[j] or fuzz.ratio(keys[i], keys[j]) >= COPY_MIN_RATIO)
             ):
-                union(i, j)
-    names: dict[int, str] = {}
-    for i, cite in enumerate(cites):
-        root = find(i)
-        names[root] = min(names.get(root, cite.speaker), cite.speaker)
-    return [names[find(i)] for i in range(len(cites))]
+                ri, rj = root(speakers[i]), root(speakers[j])
+                if ri != rj:
+                    # The smallest speaker id names the group, whatever the order.
+                    parent[max(ri, rj)] = min(ri, rj)
+    return [root(speaker) for speaker in speakers]
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -354,9 +365,56 @@ def _not_reported(path: str) -> FieldDict:
     }
 
 
+def _citation(cite: _Cite, group: str) -> dict[str, Any]:
+    return {
+        "article_id": cite.article_id,
+        "outlet": cite.outlet,
+        "quote": cite.quote,
+        "attribution": cite.attribution,
+        "speaker": cite.speaker,
+        "source_group": group,
+        "grounding": cite.grounding.status.value if cite.grounding is not None else None,
+        "decides": cite.decides,
+    }
+
+
+def _judge_one(path: str, cite: _Cite) -> FieldDict:
+    """One citation (the commonest case): single-source, or not-reported if it is not evidence.
+    Same result as the general path, without its bookkeeping."""
+    value = {
+        "value": cite.value,
+        "form": cite.norm.form,
+        "article_ids": [cite.article_id],
+        "speakers": [cite.speaker],
+        "n_articles": 1,
+        "n_independent_sources": 1,
+        "decides": cite.decides,
+        "citations": [_citation(cite, cite.speaker)],
+    }
+    if cite.decides:
+        verdict, consensus, rule, note = "single-source", cite.value, "only source", None
+    else:
+        verdict, consensus, rule, note = "not-reported", None, None, _UNGROUNDED_ONLY
+    return {
+        "path": path,
+        "verdict": verdict,
+        "values": [value],
+        "consensus": consensus,
+        "rule": rule,
+        "note": note,
+        "n_articles": 1,
+        "n_independent_sources": 1 if cite.decides else 0,
+    }
+
+
+_UNGROUNDED_ONLY = "reported only by values whose quotes are not evidence (unfound or unsupported)"
+
+
 def _judge(path: str, cites: Sequence[_Cite]) -> FieldDict:
     if not cites:
         return _not_reported(path)
+    if len(cites) == 1:
+        return _judge_one(path, cites[0])
     groups = _source_groups(cites)
     by_form: dict[str, list[int]] = {}
     for i, cite in enumerate(cites):
@@ -367,29 +425,16 @@ def _judge(path: str, cites: Sequence[_Cite]) -> FieldDict:
     for form, indices in by_form.items():
         form_cites = [cites[i] for i in indices]
         norms[form] = form_cites[0].norm
-        citations = sorted(
-            (
-                {
-                    "article_id": c.article_id,
-                    "outlet": c.outlet,
-                    "quote": c.quote,
-                    "attribution": c.attribution,
-                    "speaker": c.speaker,
-                    "source_group": groups[i],
-                    "grounding": c.grounding.status.value if c.grounding is not None else None,
-                    "decides": c.decides,
-                }
-                for i, c in zip(indices, form_cites, strict=True)
-            ),
-            key=lambda c: (c["article_id"], c["quote"], c["speaker"]),
-        )
+        # Cites arrive in record order (records sorted by article id, list
+        # items sorted by record), so citations need no further sorting.
+        citations = [_citation(c, groups[i]) for i, c in zip(indices, form_cites, strict=True)]
         decisive = [i for i in indices if cites[i].decides]
         if decisive:
             deciding_stats[form] = (
                 len({groups[i] for i in decisive}),
                 len({cites[i].article_id for i in decisive}),
             )
-        article_ids = sorted({c.article_id for c in form_cites})
+        article_ids = list(dict.fromkeys(c.article_id for c in form_cites))
         values.append(
             {
                 "value": _display_value(form_cites),
@@ -411,7 +456,7 @@ def _judge(path: str, cites: Sequence[_Cite]) -> FieldDict:
     rule: str | None = None
     if not decisive_values:
         verdict = "not-reported"
-        note = "reported only by values whose quotes are not evidence (unfound or unsupported)"
+        note = _UNGROUNDED_ONLY
     elif len(decisive_values) == 1:
         verdict = "agreed" if n_sources >= 2 else "single-source"
         consensus = decisive_values[0]["value"]
@@ -494,17 +539,21 @@ def _count_low(norm: Normalized) -> int:
 # --------------------------------------------------------------------------- incidents
 
 
-def _field_cites(
-    records: Sequence[IncidentRecord],
-    contexts: Sequence[_RecordContext],
-    template: str,
-    get: Callable[[IncidentRecord], Any],
-) -> list[_Cite]:
-    cites = []
+def _scalar_cites(
+    records: Sequence[IncidentRecord], contexts: Sequence[_RecordContext]
+) -> dict[str, list[_Cite]]:
+    """Every record's citation for every scalar field, in one pass over the records."""
+    cites: dict[str, list[_Cite]] = {path: [] for path in _SCALAR_PATHS}
     for record, ctx in zip(records, contexts, strict=True):
-        cite = _cite(template, get(record), record, ctx)
-        if cite is not None:
-            cites.append(cite)
+        for section, names in SCALAR_SECTIONS.items():
+            part = getattr(record, section)
+            for name in names:
+                cited = getattr(part, name)
+                if cited is not None and cited.value is not None:
+                    path = f"{section}.{name}"
+                    cite = _cite(path, cited, record, ctx)
+                    if cite is not None:
+                        cites[path].append(cite)
     return cites
 
 
@@ -573,18 +622,7 @@ def _merged_cited(verdict: FieldDict, cites: Sequence[_Cite]) -> dict[str, Any] 
     }
 
 
-def _getter(section: str, name: str) -> Callable[[IncidentRecord], Any]:
-    def get(record: IncidentRecord) -> Any:
-        return getattr(getattr(record, section), name)
-
-    return get
-
-
-_SCALAR_GETTERS = [
-    (f"{section}.{name}", section, name, _getter(section, name))
-    for section, names in SCALAR_SECTIONS.items()
-    for name in names
-]
+_SCALAR_PATHS = [f"{section}.{name}" for section, names in SCALAR_SECTIONS.items() for name in names]
 
 
 def _incident_dict(cluster: Cluster) -> dict[str, Any]:
@@ -598,9 +636,10 @@ def _incident_dict(cluster: Cluster) -> dict[str, Any]:
         fields.append(verdict)
         return _merged_cited(verdict, cites)
 
-    for path, section, name, get in _SCALAR_GETTERS:
-        cited = add(path, _field_cites(records, contexts, path, get))
+    for path, cites in _scalar_cites(records, contexts).items():
+        cited = add(path, cites)
         if cited is not None:
+            section, name = path.split(".")
             merged[section][name] = cited
 
     merged["subjects"] = []
@@ -664,11 +703,24 @@ def reconcile_cluster(cluster: Cluster) -> Incident:
     return Incident.model_validate(_incident_dict(cluster))
 
 
+_DATE_FORM_PRECISIONS = (
+    (re.compile(r"^\d{4}-\d{2}-\d{2}$"), "day"),
+    (re.compile(r"^\d{4}-\d{2}-\d{2}/\d{4}-\d{2}-\d{2}$"), "week"),
+    (re.compile(r"^\d{4}-\d{2}$"), "month"),
+    (re.compile(r"^\d{4}$"), "year"),
+)
+
+
+def _date_precision(form: str) -> str:
+    """The precision of a date form (see ``DateSpan.form``); 'unknown' for unparsed text."""
+    return next((precision for pattern, precision in _DATE_FORM_PRECISIONS if pattern.match(form)), "unknown")
+
+
 def _set_precisions(merged: dict[str, Any], fields: Sequence[FieldDict]) -> None:
     by_path = {f["path"]: f for f in fields}
     date_form = _consensus_form(by_path["when.date"])
     if date_form is not None:
-        merged["when"]["precision"] = {10: "day", 7: "month", 4: "year"}.get(len(date_form), "week")
+        merged["when"]["precision"] = _date_precision(date_form)
     where = merged["where"]
     for name, precision in (
         ("place", "address"),
@@ -709,10 +761,21 @@ def reconcile(records: Sequence[IncidentRecord]) -> ReconcileResult:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        incidents = [_incident_dict(cluster) for cluster in cluster_records(records)]
-        conflicts = [c for incident in incidents for c in _conflict_dicts(incident)]
-        return ReconcileResult.model_validate({"incidents": incidents, "conflicts": conflicts})
+        incidents: list[Incident] = []
+        conflicts: list[Conflict] = []
+        # Validated one incident at a time, so each intermediate dict is freed
+        # at once and its memory reused (at 100k records this halves the peak).
+        # (A process pool was measured here: forked workers copy the records'
+        # pages as reference counts change, and pickling verdicts back costs
+        # more than judging them, so one process is faster on two cores.)
+        for cluster in cluster_records(records):
+            shape = _incident_dict(cluster)
+            conflicts.extend(Conflict.model_validate(c) for c in _conflict_dicts(shape))
+            incidents.append(Incident.model_validate(shape))
+        return ReconcileResult(incidents=incidents, conflicts=conflicts)
     finally:
+        clear_caches()
+        _normalize_cached.cache_clear()
         if gc_was_enabled:
             gc.enable()
 

@@ -21,6 +21,7 @@ from pipeline.normalize import (
     quotes_match,
     relate,
     resolve_date,
+    soundex,
 )
 
 
@@ -320,3 +321,17 @@ def test_quotes_match_up_to_punctuation_and_excerpts() -> None:
     assert quotes_match(full, full.replace(".", ",").upper())
     assert quotes_match(full, "the suspect accelerated toward the agent")
     assert not quotes_match(full, "He was on his way to work")
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [("robert", "r163"), ("rupert", "r163"), ("ashcraft", "a261"), ("tymczak", "t522"), ("pfister", "p236")],
+)
+def test_soundex_follows_the_standard_rules(token: str, code: str) -> None:
+    assert soundex(token) == code
+
+
+def test_soundex_puts_one_letter_surname_variants_in_one_block() -> None:
+    assert soundex("alvarez") == soundex("alvares")
+    assert soundex("ruiz") == soundex("ruis")
+    assert soundex("quintero") != soundex("ybarra")

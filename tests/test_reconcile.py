@@ -151,7 +151,7 @@ def test_identical_long_quotes_across_outlets_count_as_one_source_even_in_the_ou
     incident = only_incident([record("a", **facts), record("b", **facts)])
     condition = field(incident, "officers.condition")
     assert condition.verdict == "single-source"
-    assert len({c.source_group for c in condition.values[0].citations}) == 1
+    assert len({c["source_group"] for c in condition.values[0].citations}) == 1
 
 
 def test_speaker_ids_from_the_pipeline_take_precedence_over_the_attribution() -> None:
@@ -216,6 +216,16 @@ def test_more_specific_place_wins_and_metro_wording_is_flagged() -> None:
     verdict = field(incident, "where.city")
     assert (verdict.verdict, verdict.consensus) == ("more-specific", "Tempe")
     assert verdict.rule == "most specific compatible value"
+
+
+def test_merged_date_precision_follows_the_consensus_form() -> None:
+    month = {"when": {"date": cited("March 2026")}}
+    incident = only_incident([record("a", **month), record("b", **month)])
+    assert incident.merged.when.precision == "month"
+    vague = {"when": {"date": cited("sometime recently")}}
+    incident = only_incident([record("a", **vague), record("b")])
+    assert incident.merged.when.precision == "unknown"  # no consensus, no precision
+    assert field(incident, "when.date").verdict == "contradiction"
 
 
 # --------------------------------------------------------------------------- grounding
