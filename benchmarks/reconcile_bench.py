@@ -8,9 +8,11 @@ Not a test. Run:
 Each size builds records for incidents of 3-8 records each, with the
 disagreements real coverage has (spelling variants, surname-only names,
 suburb vs metro, relative weekdays, singular vs plural counts, severity
-wording, one statement relayed by several outlets). It times ``reconcile``
-alone (records already in memory), in wall-clock and CPU seconds (the CPU
-figure is the fair one on a shared machine), reports peak memory of the process
+wording, one statement relayed by several outlets). Records are built in
+memory first; then it times the CLI path (``reconcile_to_dir``: judge and
+write incidents.jsonl/conflicts.jsonl as it goes) and the in-memory API
+(``reconcile``: the whole result as models), in wall-clock and CPU seconds
+(the CPU figure is the fairer one on a shared machine), reports peak memory of the process
 (``ru_maxrss``) and of Python allocations during reconcile (tracemalloc is
 too slow at 100k, so it is only used for sizes up to --trace-limit), and the
 growth exponent: the slope of log(seconds) against log(records).
@@ -26,13 +28,15 @@ import os
 import random
 import resource
 import sys
+import tempfile
 import time
 import tracemalloc
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from pipeline.gazetteer import get_gazetteer
-from pipeline.reconcile import reconcile
+from pipeline.reconcile import reconcile, reconcile_to_dir
 from schemas.record import IncidentRecord
 
 FIRST = [
@@ -163,48 +167,74 @@ def _slope(rows: list[dict[str, Any]], key: str) -> float:
     return covariance / sum((x - mean_x) ** 2 for x in xs)
 
 
+def _timed(fn: Any) -> tuple[Any, float, float]:
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    value = fn()
+    return value, time.perf_counter() - t0, time.process_time() - cpu0
+
+
+def _traced_peak_mib(fn: Any) -> float:
+    gc.collect()
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return peak
+
+
+def measure(size: int, trace_limit: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    records = synthetic_records(size)
+    build_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        # The CLI path first, so the process peak right after it is the streamed one.
+        gc.collect()
+        counts, stream_s, stream_cpu_s = _timed(lambda: reconcile_to_dir(records, out))
+        stream_rss = _maxrss_mib()
+        gc.collect()
+        result, seconds, cpu_seconds = _timed(lambda: reconcile(records))
+        memory_rss = _maxrss_mib()
+        n_incidents, n_conflicts = len(result.incidents), len(result.conflicts)
+        del result
+        stream_peak = memory_peak = None
+        if size <= trace_limit:
+            # Separate traced runs: tracemalloc slows Python several-fold, so
+            # it never touches the timings above.
+            stream_peak = _traced_peak_mib(lambda: reconcile_to_dir(records, out))
+            memory_peak = _traced_peak_mib(lambda: reconcile(records))
+    assert counts.incidents == n_incidents
+    return {
+        "records": size,
+        "incidents": n_incidents,
+        "conflicts": n_conflicts,
+        "build_s": round(build_s, 2),
+        "cli_stream_s": round(stream_s, 2),
+        "cli_stream_cpu_s": round(stream_cpu_s, 2),
+        "in_memory_s": round(seconds, 2),
+        "in_memory_cpu_s": round(cpu_seconds, 2),
+        "tracemalloc_peak_mib_stream": round(stream_peak, 1) if stream_peak is not None else None,
+        "tracemalloc_peak_mib_in_memory": round(memory_peak, 1) if memory_peak is not None else None,
+        "maxrss_mib_after_stream": round(stream_rss, 1),
+        "maxrss_mib_after_in_memory": round(memory_rss, 1),
+    }
+
+
 def run(sizes: list[int], trace_limit: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     get_gazetteer()  # load once, outside the timings
     for size in sizes:
-        t0 = time.perf_counter()
-        records = synthetic_records(size)
-        build_s = time.perf_counter() - t0
-        gc.collect()
-        t0, cpu0 = time.perf_counter(), time.process_time()
-        result = reconcile(records)
-        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
-        peak_mib = None
-        if size <= trace_limit:
-            # A second, traced run: tracemalloc slows Python several-fold, so
-            # it never touches the timings above.
-            del result
-            gc.collect()
-            tracemalloc.start()
-            result = reconcile(records)
-            peak_mib = tracemalloc.get_traced_memory()[1] / 2**20
-            tracemalloc.stop()
-        row = {
-            "records": size,
-            "incidents": len(result.incidents),
-            "conflicts": len(result.conflicts),
-            "build_s": round(build_s, 2),
-            "reconcile_s": round(seconds, 2),
-            "reconcile_cpu_s": round(cpu_seconds, 2),
-            "records_per_s": round(size / seconds),
-            "tracemalloc_peak_mib": round(peak_mib, 1) if peak_mib is not None else None,
-            "maxrss_mib": round(_maxrss_mib(), 1),
-        }
+        row = measure(size, trace_limit)
         rows.append(row)
         print(json.dumps(row), flush=True)
-        del result, records
         gc.collect()
     if len(rows) >= 2:
-        load = os.getloadavg()[0]
         summary = {
-            "growth_exponent_wall": round(_slope(rows, "reconcile_s"), 3),
-            "growth_exponent_cpu": round(_slope(rows, "reconcile_cpu_s"), 3),
-            "load_average_1min": round(load, 2),
+            "growth_exponent_cli_stream_wall": round(_slope(rows, "cli_stream_s"), 3),
+            "growth_exponent_cli_stream_cpu": round(_slope(rows, "cli_stream_cpu_s"), 3),
+            "growth_exponent_in_memory_wall": round(_slope(rows, "in_memory_s"), 3),
+            "growth_exponent_in_memory_cpu": round(_slope(rows, "in_memory_cpu_s"), 3),
+            "load_average_1min": round(os.getloadavg()[0], 2),
         }
         print(json.dumps(summary))
     return rows

@@ -33,7 +33,7 @@ import os
 import re
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -753,31 +753,42 @@ def _conflict_dicts(incident: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def reconcile(records: Sequence[IncidentRecord]) -> ReconcileResult:
-    """Cluster records into incidents and judge every field; independent of input order."""
+def iter_incidents(records: Sequence[IncidentRecord]) -> Iterator[tuple[Incident, list[Conflict]]]:
+    """Each incident with its conflicts, in incident-id order, one at a time.
+
+    Streaming keeps memory at the size of the input: a caller that writes
+    each incident and drops it never holds the whole result.
+    """
     # Reconciling allocates millions of small objects and no reference cycles;
     # the cyclic collector would rescan the input records over and over (half
-    # the run time at 10k records), so it is paused for the duration.
+    # the run time at 10k records), so it is paused while this runs.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        incidents: list[Incident] = []
-        conflicts: list[Conflict] = []
-        # Validated one incident at a time, so each intermediate dict is freed
-        # at once and its memory reused (at 100k records this halves the peak).
-        # (A process pool was measured here: forked workers copy the records'
-        # pages as reference counts change, and pickling verdicts back costs
-        # more than judging them, so one process is faster on two cores.)
+        # Each incident is built as plain dicts and validated at once, so the
+        # intermediate dicts are freed straight away. (A process pool was
+        # measured here: forked workers copy the records' pages as reference
+        # counts change, and pickling verdicts back costs more than judging
+        # them, so one process is faster on two cores.)
         for cluster in cluster_records(records):
             shape = _incident_dict(cluster)
-            conflicts.extend(Conflict.model_validate(c) for c in _conflict_dicts(shape))
-            incidents.append(Incident.model_validate(shape))
-        return ReconcileResult(incidents=incidents, conflicts=conflicts)
+            conflicts = [Conflict.model_validate(c) for c in _conflict_dicts(shape)]
+            yield Incident.model_validate(shape), conflicts
     finally:
         clear_caches()
         _normalize_cached.cache_clear()
         if gc_was_enabled:
             gc.enable()
+
+
+def reconcile(records: Sequence[IncidentRecord]) -> ReconcileResult:
+    """Cluster records into incidents and judge every field; independent of input order."""
+    incidents: list[Incident] = []
+    conflicts: list[Conflict] = []
+    for incident, flagged in iter_incidents(records):
+        incidents.append(incident)
+        conflicts.extend(flagged)
+    return ReconcileResult(incidents=incidents, conflicts=conflicts)
 
 
 # --------------------------------------------------------------------------- files and CLI
@@ -801,6 +812,41 @@ def write_outputs(result: ReconcileResult, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_jsonl(out_dir / "incidents.jsonl", (_dump_line(i) for i in result.incidents))
     _write_jsonl(out_dir / "conflicts.jsonl", (_dump_line(c) for c in result.conflicts))
+
+
+@dataclass
+class RunCounts:
+    """What a streamed run wrote, for the summary line."""
+
+    records: int = 0
+    incidents: int = 0
+    verdicts: Counter[str] = dataclasses.field(default_factory=Counter)
+
+
+def reconcile_to_dir(records: Sequence[IncidentRecord], out_dir: Path) -> RunCounts:
+    """Reconcile and write both files as incidents are judged (the CLI path).
+
+    The files are byte-for-byte those of ``write_outputs(reconcile(records))``;
+    memory stays at the size of the input.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = RunCounts(records=len(records))
+    incidents_path, conflicts_path = out_dir / "incidents.jsonl", out_dir / "conflicts.jsonl"
+    incidents_tmp = incidents_path.with_name(incidents_path.name + ".tmp")
+    conflicts_tmp = conflicts_path.with_name(conflicts_path.name + ".tmp")
+    with (
+        incidents_tmp.open("w", encoding="utf-8") as inc_out,
+        conflicts_tmp.open("w", encoding="utf-8") as con_out,
+    ):
+        for incident, conflicts in iter_incidents(records):
+            inc_out.write(_dump_line(incident) + "\n")
+            for conflict in conflicts:
+                con_out.write(_dump_line(conflict) + "\n")
+                counts.verdicts[conflict.verdict] += 1
+            counts.incidents += 1
+    os.replace(incidents_tmp, incidents_path)
+    os.replace(conflicts_tmp, conflicts_path)
+    return counts
 
 
 @dataclass(frozen=True)
@@ -827,12 +873,11 @@ def load_records(path: Path) -> tuple[list[IncidentRecord], list[LoadError]]:
     return records, errors
 
 
-def summary(result: ReconcileResult, n_records: int) -> str:
-    counts = Counter(c.verdict for c in result.conflicts)
-    detail = ", ".join(f"{counts[v]} {v}" for v in FLAGGED_VERDICTS if counts[v])
+def summary(counts: RunCounts) -> str:
+    detail = ", ".join(f"{counts.verdicts[v]} {v}" for v in FLAGGED_VERDICTS if counts.verdicts[v])
     return (
-        f"reconciled {n_records} record(s) into {len(result.incidents)} incident(s); "
-        f"{len(result.conflicts)} flagged field(s)" + (f" ({detail})" if detail else "")
+        f"reconciled {counts.records} record(s) into {counts.incidents} incident(s); "
+        f"{sum(counts.verdicts.values())} flagged field(s)" + (f" ({detail})" if detail else "")
     )
 
 
@@ -849,9 +894,8 @@ def reconcile_command(args: argparse.Namespace) -> int:
         return 2
     for error in errors:
         print(f"error: {records_path}:{error.line}: invalid record: {error.message}", file=sys.stderr)
-    result = reconcile(records)
-    write_outputs(result, out_dir)
-    print(summary(result, len(records)))
+    counts = reconcile_to_dir(records, out_dir)
+    print(summary(counts))
     print(f"wrote {out_dir / 'incidents.jsonl'} and {out_dir / 'conflicts.jsonl'}")
     if errors:
         print(f"{len(errors)} invalid line(s) skipped; fix them and run again", file=sys.stderr)
@@ -866,5 +910,7 @@ __all__ = [
     "reconcile",
     "reconcile_cluster",
     "reconcile_command",
+    "reconcile_to_dir",
+    "iter_incidents",
     "write_outputs",
 ]

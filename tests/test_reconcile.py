@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.reconcile import reconcile, reconcile_command, write_outputs
+from pipeline.reconcile import reconcile, reconcile_command, reconcile_to_dir, write_outputs
 from pipeline.sources import iter_sources
 from schemas.article import Article
 from schemas.incident import FieldVerdict, Incident
@@ -316,6 +316,16 @@ def test_outputs_are_identical_whatever_the_input_order(tmp_path: Path) -> None:
     write_outputs(reconcile(list(reversed(records))), tmp_path / "two")
     for name in ("incidents.jsonl", "conflicts.jsonl"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_streamed_outputs_are_byte_identical_to_the_in_memory_ones(tmp_path: Path) -> None:
+    records = gold_records() + [record("zz", where={"city": cited("Chicago")}, subjects=[])]
+    write_outputs(reconcile(records), tmp_path / "memory")
+    counts = reconcile_to_dir(records, tmp_path / "stream")
+    assert (counts.records, counts.incidents) == (7, 2)
+    for name in ("incidents.jsonl", "conflicts.jsonl"):
+        assert (tmp_path / "memory" / name).read_bytes() == (tmp_path / "stream" / name).read_bytes()
+    assert not list((tmp_path / "stream").glob("*.tmp"))
 
 
 def test_conflicts_file_has_one_line_per_flagged_field(tmp_path: Path) -> None:
