@@ -112,10 +112,11 @@ class _Page:
     # -- pieces --
 
     def citation(self, citation: SourceCitation) -> None:
-        key = self.key(citation.article_id)
-        article = self.data.article(citation.article_id)
-        status = citation.grounding.value if citation.grounding is not None else "ungrounded"
-        grounding = self.groundings.get((citation.article_id, citation.quote))
+        article_id, quote, attribution = citation["article_id"], citation["quote"], citation["attribution"]
+        key = self.key(article_id)
+        article = self.data.article(article_id)
+        status = citation["grounding"].value if citation["grounding"] is not None else "ungrounded"
+        grounding = self.groundings.get((article_id, quote))
         attrs = [f'data-article="{key}"', f'data-status="{esc(status)}"']
         span_ok = (
             article is not None
@@ -136,18 +137,18 @@ class _Page:
             status_label = "not grounded"
         else:
             status_label = status
-        speaker = f" ({esc(citation.speaker)})" if citation.speaker else ""
-        outlet = citation.outlet or (article.outlet if article else None) or "unknown outlet"
-        not_evidence = "" if citation.decides else ' · <span class="not-evidence">not evidence</span>'
+        speaker = f" ({esc(citation['speaker'])})" if citation["speaker"] else ""
+        outlet = citation["outlet"] or (article.outlet if article else None) or "unknown outlet"
+        not_evidence = "" if citation["decides"] else ' · <span class="not-evidence">not evidence</span>'
         self.out(
             "<li>",
             f'<button type="button" class="evidence" aria-pressed="false" {" ".join(attrs)}>',
             '<span class="cite-meta">',
-            f'<span class="outlet">{esc(outlet)}</span> · <code>{esc(_short(citation.article_id))}</code>',
-            f" · {esc(citation.attribution)}{speaker}",
+            f'<span class="outlet">{esc(outlet)}</span> · <code>{esc(_short(article_id))}</code>',
+            f" · {esc(attribution)}{speaker}",
             f' · <span class="status status-{esc(status)}">{esc(status_label)}</span>{not_evidence}',
             "</span>",
-            f'<q class="quote">{esc(citation.quote)}</q>',
+            f'<q class="quote">{esc(quote)}</q>',
             "</button></li>",
         )
 
