@@ -69,7 +69,7 @@ from schemas.incident import (
     Scalar,
     Verdict,
 )
-from schemas.record import Cited, Grounding, IncidentRecord, Statement, Subject
+from schemas.record import Cited, Grounding, IncidentFacts, IncidentRecord, Statement, Subject
 
 # Quotes at least this long (normalised characters) that are near-identical
 # across outlets are taken as copied text; shorter ones ("in Tempe") are not.
@@ -360,6 +360,9 @@ def _not_reported(path: str) -> FieldDict:
         "path": path,
         "verdict": "not-reported",
         "values": [],
+        "consensus": None,
+        "rule": None,
+        "note": None,
         "n_articles": 0,
         "n_independent_sources": 0,
     }
@@ -753,32 +756,36 @@ def _conflict_dicts(incident: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def iter_incidents(records: Sequence[IncidentRecord]) -> Iterator[tuple[Incident, list[Conflict]]]:
-    """Each incident with its conflicts, in incident-id order, one at a time.
-
-    Streaming keeps memory at the size of the input: a caller that writes
-    each incident and drops it never holds the whole result.
-    """
+def _iter_shapes(records: Sequence[IncidentRecord]) -> Iterator[dict[str, Any]]:
+    """Each incident as plain dicts in the shape of ``Incident``, in id order."""
     # Reconciling allocates millions of small objects and no reference cycles;
     # the cyclic collector would rescan the input records over and over (half
     # the run time at 10k records), so it is paused while this runs.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        # Each incident is built as plain dicts and validated at once, so the
-        # intermediate dicts are freed straight away. (A process pool was
-        # measured here: forked workers copy the records' pages as reference
-        # counts change, and pickling verdicts back costs more than judging
-        # them, so one process is faster on two cores.)
+        # (A process pool was measured here: forked workers copy the records'
+        # pages as reference counts change, and pickling verdicts back costs
+        # more than judging them, so one process is faster on two cores.)
         for cluster in cluster_records(records):
-            shape = _incident_dict(cluster)
-            conflicts = [Conflict.model_validate(c) for c in _conflict_dicts(shape)]
-            yield Incident.model_validate(shape), conflicts
+            yield _incident_dict(cluster)
     finally:
         clear_caches()
         _normalize_cached.cache_clear()
         if gc_was_enabled:
             gc.enable()
+
+
+def iter_incidents(records: Sequence[IncidentRecord]) -> Iterator[tuple[Incident, list[Conflict]]]:
+    """Each incident with its conflicts, in incident-id order, one at a time.
+
+    Each is validated as soon as it is built, so the intermediate dicts are
+    freed at once; a caller that drops each incident keeps memory at the size
+    of the input.
+    """
+    for shape in _iter_shapes(records):
+        conflicts = [Conflict.model_validate(c) for c in _conflict_dicts(shape)]
+        yield Incident.model_validate(shape), conflicts
 
 
 def reconcile(records: Sequence[IncidentRecord]) -> ReconcileResult:
@@ -794,8 +801,25 @@ def reconcile(records: Sequence[IncidentRecord]) -> ReconcileResult:
 # --------------------------------------------------------------------------- files and CLI
 
 
+def _json_line(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, ensure_ascii=False)
+
+
 def _dump_line(model: Incident | Conflict) -> str:
-    return json.dumps(model.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return _json_line(model.model_dump(mode="json"))
+
+
+def _jsonable_incident(shape: dict[str, Any]) -> dict[str, Any]:
+    """An incident shape as ``Incident.model_dump(mode="json")`` would give it.
+
+    Only the parts holding models or needing schema defaults are converted;
+    field verdicts are built JSON-ready.
+    """
+    return {
+        **shape,
+        "joins": [join.model_dump(mode="json") for join in shape["joins"]],
+        "merged": IncidentFacts.model_validate(shape["merged"]).model_dump(mode="json"),
+    }
 
 
 def _write_jsonl(path: Path, lines: Iterable[str]) -> None:
@@ -838,11 +862,14 @@ def reconcile_to_dir(records: Sequence[IncidentRecord], out_dir: Path) -> RunCou
         incidents_tmp.open("w", encoding="utf-8") as inc_out,
         conflicts_tmp.open("w", encoding="utf-8") as con_out,
     ):
-        for incident, conflicts in iter_incidents(records):
-            inc_out.write(_dump_line(incident) + "\n")
-            for conflict in conflicts:
-                con_out.write(_dump_line(conflict) + "\n")
-                counts.verdicts[conflict.verdict] += 1
+        for shape in _iter_shapes(records):
+            # The shapes are written as they are, without building models:
+            # validating and dumping them again would cost a third of the run.
+            # A test holds these bytes identical to write_outputs(reconcile()).
+            inc_out.write(_json_line(_jsonable_incident(shape)) + "\n")
+            for conflict in _conflict_dicts(shape):
+                con_out.write(_json_line(conflict) + "\n")
+                counts.verdicts[conflict["verdict"]] += 1
             counts.incidents += 1
     os.replace(incidents_tmp, incidents_path)
     os.replace(conflicts_tmp, conflicts_path)

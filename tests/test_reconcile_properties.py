@@ -9,13 +9,15 @@ counts, severity wording, hospital vs scene, ungrounded quotes.
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.reconcile import reconcile
+from pipeline.reconcile import reconcile, reconcile_to_dir, write_outputs
 from schemas.incident import Incident, ReconcileResult
 from schemas.record import IncidentRecord
 
@@ -199,3 +201,14 @@ def test_removing_one_incident_leaves_the_others_unchanged(
     after = reconcile(remaining)
     expected = sorted(dump_incident(i) for i in before.incidents if i.id != removed.id)
     assert sorted(dump_incident(i) for i in after.incidents) == expected
+
+
+@FAST
+@given(records=record_sets())
+def test_streamed_files_equal_the_in_memory_result(records: list[IncidentRecord]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        write_outputs(reconcile(records), out / "memory")
+        reconcile_to_dir(records, out / "stream")
+        for name in ("incidents.jsonl", "conflicts.jsonl"):
+            assert (out / "memory" / name).read_bytes() == (out / "stream" / name).read_bytes()
