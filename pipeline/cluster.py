@@ -111,6 +111,11 @@ def record_features(record: IncidentRecord) -> RecordFeatures:
     if city_raw is not None:
         place = gazetteer.place_name(city_raw, state, country)
         city = place.city
+        # "Aurora" with no state could be Colorado or Illinois: guessing the
+        # larger one would veto its true matches, so it stays unresolved
+        # (neither linking by metro nor vetoing by state).
+        if city is not None and state is None and gazetteer.is_ambiguous(place.folded, None, country):
+            city = None
         city_text = None if city is not None else place.folded
         if city is not None and state is None and city.country == "US":
             state = city.admin1

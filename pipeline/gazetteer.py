@@ -189,6 +189,19 @@ class Gazetteer:
             candidates = [c for c in candidates if c.admin1 == admin1]
         return candidates[0] if candidates else None
 
+    def is_ambiguous(self, name: str, admin1: str | None = None, country: str | None = None) -> bool:
+        """Whether a name denotes several comparable cities ("Aurora": Colorado and Illinois).
+
+        A name whose largest city is ten times the next ("Paris") is taken to
+        mean that one.
+        """
+        candidates = self._by_name.get(fold(name), [])
+        if country:
+            candidates = [c for c in candidates if c.country == country]
+        if admin1:
+            candidates = [c for c in candidates if c.admin1 == admin1]
+        return len(candidates) > 1 and candidates[0].population < 10 * max(candidates[1].population, 1)
+
     def place_name(self, text: str, admin1: str | None = None, country: str | None = None) -> PlaceName:
         folded = fold(text).strip(" .,")
         alias = METRO_ALIASES.get(folded)

@@ -192,8 +192,14 @@ def name_similarity(a: str, b: str) -> float:
             used.add(best_index)
         total += best
     by_tokens = total / len(short)
-    # "Quintero-Alvarez" vs "QuinteroAlvarez": the hyphen may be lost entirely.
-    joined = float(fuzz.ratio("".join(sorted(ta)), "".join(sorted(tb))))
+    # "Quintero-Alvarez" vs "QuinteroAlvarez": a separator may be lost (or
+    # mistyped) entirely; compare the names run together, as written and sorted.
+    joined = float(
+        max(
+            fuzz.ratio("".join(ta), "".join(tb)),
+            fuzz.ratio("".join(sorted(ta)), "".join(sorted(tb))),
+        )
+    )
     return max(by_tokens, joined if joined >= 90.0 else 0.0)
 
 

@@ -150,3 +150,16 @@ def test_values_that_are_not_evidence_neither_link_nor_veto() -> None:
     unfound = {"status": "unfound", "score": 0.0}
     assert groups([record("a"), record("b", city="Chicago")]) == [["a"], ["b"]]
     assert groups([record("a"), record("b", city="Chicago", city_grounding=unfound)]) == [["a", "b"]]
+
+
+def test_an_ambiguous_city_without_a_state_neither_links_nor_vetoes() -> None:
+    # Aurora is a big city in both Colorado and Illinois; Chicago is in Illinois.
+    assert groups([record("a", city="Aurora"), record("b", city="Chicago")]) == [["a", "b"]]
+    assert groups([record("a", city="Aurora", state="Colorado"), record("b", city="Chicago")]) == [
+        ["a"],
+        ["b"],
+    ]
+    assert groups([record("a", city="Aurora", name=None), record("b", city="Chicago", name=None)]) == [
+        ["a"],
+        ["b"],
+    ]

@@ -335,3 +335,14 @@ def test_soundex_puts_one_letter_surname_variants_in_one_block() -> None:
     assert soundex("alvarez") == soundex("alvares")
     assert soundex("ruiz") == soundex("ruis")
     assert soundex("quintero") != soundex("ybarra")
+
+
+def test_names_run_together_by_a_lost_separator_still_match() -> None:
+    assert name_similarity("RafaelQuintero-Alvarez", "Rafael Quintero-Alvarez") >= 85
+
+
+def test_only_comparable_namesakes_make_a_city_name_ambiguous() -> None:
+    gazetteer = get_gazetteer()
+    assert gazetteer.is_ambiguous("Aurora")
+    assert not gazetteer.is_ambiguous("Tempe")
+    assert not gazetteer.is_ambiguous("Aurora", "CO", "US")
