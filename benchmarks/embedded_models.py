@@ -119,10 +119,15 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="Only the first N example articles.")
     parser.add_argument("--max-reasks", type=int, default=ExtractionSettings.max_reasks)
     parser.add_argument("--max-tokens", type=int, default=ExtractionSettings.max_tokens)
+    parser.add_argument(
+        "--timeout", type=float, default=ExtractionSettings.timeout_s, help="Seconds per request."
+    )
     parser.add_argument("--json", type=Path, help="Write the figures here (updated after every article).")
     args = parser.parse_args()
 
-    settings = ExtractionSettings(max_reasks=args.max_reasks, max_tokens=args.max_tokens)
+    settings = ExtractionSettings(
+        max_reasks=args.max_reasks, max_tokens=args.max_tokens, timeout_s=args.timeout
+    )
     articles = example_articles(args.limit)
     progress: dict[str, Any] = {}
     summaries = {
@@ -130,7 +135,10 @@ def main() -> int:
     }
 
     print()
-    print(f"{len(articles)} articles; max_reasks={settings.max_reasks}, max_tokens={settings.max_tokens}")
+    print(
+        f"{len(articles)} articles; max_reasks={settings.max_reasks}, max_tokens={settings.max_tokens}, "
+        f"timeout={settings.timeout_s:g}s"
+    )
     columns = ("s/article", "max s", "records", "failed", "accuracy", "grounded")
     print(f"{'model':<14} " + " ".join(f"{c:>9}" for c in columns))
     for name, s in summaries.items():

@@ -260,15 +260,6 @@ def _scan_response_model_once() -> None:
 _scan_response_model_once()
 
 
-def _is_only_quote_errors(error: BaseException) -> bool:
-    if not isinstance(error, ValidationError):
-        return False
-    return all(
-        item["type"] == "value_error" and isinstance(item.get("ctx", {}).get("error"), UnlocatedQuotes)
-        for item in error.errors()
-    )
-
-
 # --- chunking and merging -------------------------------------------------------------------
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -459,7 +450,8 @@ class _ArticleRun:
     secret: str
     logs: list[AttemptLog] = field(default_factory=list)
     chunk_requests: int = 0
-    last_reply: Any = None
+    replies: list[Any] = field(default_factory=list)
+    """Replies received for the current chunk, oldest first."""
 
     @property
     def usage(self) -> Usage:
@@ -490,11 +482,11 @@ class _ReaskBudget(stop_base):
     would pass the budget. A re-ask resends everything so far, so it costs about the last
     request's prompt and completion plus the error text and a new completion."""
 
-    def __init__(self, run: _ArticleRun, budget: int, first_log: int) -> None:
-        self.run, self.budget, self.first_log = run, budget, first_log
+    def __init__(self, run: _ArticleRun, budget: int) -> None:
+        self.run, self.budget = run, budget
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        logs = self.run.logs[self.first_log :]
+        logs = self.run.logs
         if not logs:
             return False
         spent = sum(entry.usage.total_tokens for entry in logs)
@@ -639,14 +631,14 @@ class Extractor:
                     kind = "transport-retry"
                     raise
                 run.record(kind, time.monotonic() - started, _usage_of(response), None)
-                run.last_reply = response
+                run.replies.append(response)
                 return response
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     def _reask_retrying(self, run: _ArticleRun) -> AsyncRetrying:
         stop: stop_base = stop_after_attempt(self.settings.max_reasks + 1)
         if self.settings.token_budget is not None:
-            stop = stop | _ReaskBudget(run, self.settings.token_budget, len(run.logs))
+            stop = stop | _ReaskBudget(run, self.settings.token_budget)
         return AsyncRetrying(stop=stop, retry=retry_if_exception_type(REASKABLE_ERRORS), reraise=True)
 
     def _on_parse_error(self, run: _ArticleRun) -> Callable[..., None]:
@@ -661,7 +653,7 @@ class Extractor:
         self, run: _ArticleRun, article: Article, chunk: str, part: int, parts: int
     ) -> _ChunkOutcome:
         run.chunk_requests = 0
-        run.last_reply = None
+        run.replies = []
         hooks = Hooks()
         hooks.on("parse:error", self._on_parse_error(run))
         settings = self.settings
@@ -679,6 +671,9 @@ class Extractor:
             )
             return _ChunkOutcome(facts=IncidentFacts.model_validate(facts.model_dump()))
         except IncompleteOutputException as error:
+            fallback = self._keep_reply_despite_quotes(run)
+            if fallback is not None:
+                return _ChunkOutcome(facts=fallback)
             return _ChunkOutcome(
                 failure_reason="validation",
                 detail=f"the model's reply was cut off at max_tokens ({settings.max_tokens}) before the "
@@ -689,7 +684,7 @@ class Extractor:
             root = _root_cause(error)
             if isinstance(root, CONFIG_ERRORS):
                 raise ExtractorConfigError(describe_error(root, secret=run.secret)) from None
-            fallback = self._keep_reply_despite_quotes(run, error)
+            fallback = self._keep_reply_despite_quotes(run)
             if fallback is not None:
                 return _ChunkOutcome(facts=fallback)
             if isinstance(root, TRANSPORT_ERRORS):
@@ -710,22 +705,24 @@ class Extractor:
                 last_error=describe_error(_last_validation_error(error), secret=run.secret),
             )
 
-    def _keep_reply_despite_quotes(self, run: _ArticleRun, error: BaseException) -> IncidentFacts | None:
-        """After re-asks are spent, keep the last reply if its only fault is unlocated quotes.
+    def _keep_reply_despite_quotes(self, run: _ArticleRun) -> IncidentFacts | None:
+        """When re-asks end without success, keep the latest reply whose only fault was unlocated quotes.
 
-        Also covers a re-ask the endpoint refused (e.g. the grown conversation no
-        longer fits the context window): the reply before it is judged the same way.
+        A reply that validates without the quote check can only have failed on its
+        quotes, so it is kept (grounding then marks those quotes unfound). This also
+        rescues an earlier reply when a later re-ask was cut off at max_tokens, hit a
+        transport fault, or was refused (e.g. the grown conversation no longer fits the
+        context window). Replies with schema or JSON errors are never kept.
         """
-        reply = run.last_reply
-        if reply is None or not getattr(reply, "choices", None):
-            return None
-        last_validation = _last_validation_error(error)
-        if isinstance(last_validation, ValidationError) and not _is_only_quote_errors(last_validation):
-            return None
-        try:
-            return IncidentFacts.model_validate_json(reply.choices[0].message.content or "", strict=True)
-        except ValidationError:
-            return None
+        for reply in reversed(run.replies):
+            choices = getattr(reply, "choices", None)
+            if not choices or choices[0].finish_reason == "length":
+                continue
+            try:
+                return IncidentFacts.model_validate_json(choices[0].message.content or "", strict=True)
+            except ValidationError:
+                continue
+        return None
 
     async def extract(self, article: Article) -> ExtractionResult:
         run = _ArticleRun(article_id=article.id, model=self.endpoint.model, secret=self.endpoint.api_key)

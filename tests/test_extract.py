@@ -186,8 +186,11 @@ def test_a_valid_reply_becomes_a_grounded_record_with_full_provenance() -> None:
     assert isinstance(record, IncidentRecord)
     assert record.article_id == article.id
     assert record.subjects[0].name is not None and record.subjects[0].name.value == "Jonah Whitlock"
-    for path, _quote in iter_quotes(record):
-        assert path  # every cited value was grounded:
+    quoted_paths = [path for path, _quote in iter_quotes(record)]
+    assert len(quoted_paths) == 5, quoted_paths
+    for leaf in [record.when.date, record.where.city, record.subjects[0].name, record.subjects[0].age]:
+        assert leaf is not None and leaf.grounding is not None
+        assert leaf.grounding.status != GroundingStatus.unfound
     name_grounding = record.subjects[0].name.grounding
     assert name_grounding is not None and name_grounding.status == GroundingStatus.exact
     assert name_grounding.start is not None and name_grounding.end is not None
@@ -449,6 +452,28 @@ def test_quotes_still_unlocated_after_re_asks_keep_the_values_marked_unfound() -
     assert name.grounding is not None and name.grounding.status == GroundingStatus.unfound
     assert name.grounding.start is None
     assert [entry.kind for entry in result.attempts] == ["ask", "reask", "reask"]
+
+
+def test_a_quote_only_reply_is_kept_when_a_later_re_ask_is_cut_off_or_malformed() -> None:
+    invented = "a sentence the article does not contain at all"
+    cut_off = httpx2.Response(200, json=completion('{"when": {', finish_reason="length"))
+    for later in (cut_off, ok("{not json")):
+        server = ScriptedServer(ok(good_facts(name_quote=invented)), later)
+        (result,) = run(make_extractor(server, ExtractionSettings(max_reasks=1)), make_article())
+        assert len(server.requests) == 2
+        assert result.record is not None, later
+        name = result.record.subjects[0].name
+        assert name is not None and name.grounding is not None
+        assert name.grounding.status == GroundingStatus.unfound
+
+
+def test_a_quote_only_reply_is_kept_when_the_re_ask_hits_transport_faults() -> None:
+    invented = "a sentence the article does not contain at all"
+    server = ScriptedServer(ok(good_facts(name_quote=invented)), error(503))
+    settings = ExtractionSettings(max_reasks=1, max_transport_retries=2)
+    (result,) = run(make_extractor(server, settings), make_article())
+    assert result.record is not None
+    assert [entry.kind for entry in result.attempts] == ["ask", "reask", "transport-retry", "transport-retry"]
 
 
 def test_malformed_json_after_re_asks_is_a_validation_failure_row() -> None:
