@@ -69,6 +69,19 @@ def test_gold_records_reach_exactly_the_planted_verdicts() -> None:
     assert {path: verdicts.get(path) for path in planted} == planted
 
 
+def test_planted_verdicts_hold_after_grounding_and_canonical_speakers() -> None:
+    from pipeline.ground import ground_record
+
+    articles = {a.id: a for a in iter_sources([EXAMPLE]) if isinstance(a, Article)}
+    grounded = [ground_record(r, articles[r.article_id]) for r in gold_records()]
+    assert all(r.subjects[0].name is None or r.subjects[0].name.grounding is not None for r in grounded)
+    incident = only_incident(grounded)
+    verdicts = {f.path: f.verdict for f in incident.fields}
+    planted = GOLD["planted_verdicts"]
+    assert {path: verdicts.get(path) for path in planted} == planted
+    assert all(v.decides for f in incident.fields for v in f.values), "every gold quote is verbatim"
+
+
 def test_the_copied_dhs_statement_is_one_independent_source() -> None:
     planted = GOLD["planted_independence"]
     incident = only_incident(gold_records())
