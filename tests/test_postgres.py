@@ -175,3 +175,37 @@ def test_an_unreachable_server_is_reported_without_the_password(run_dir: Path) -
     with pytest.raises(ExportError) as caught:
         export_to_db(run_dir, f"postgresql://someone:{secret}@127.0.0.1:1/nowhere?connect_timeout=5")
     assert secret not in str(caught.value)
+
+
+def test_run_on_the_example_folder_with_db_fills_postgres_and_a_rerun_changes_no_counts(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`triangulate run examples/tempe-traffic-stop --db postgresql://...`, end to end.
+
+    The model is the loopback stub in tests/fault_server.py (no faults): it answers
+    each article with schema-valid facts quoting that article, so this test is about
+    the run -> reconcile -> PostgreSQL path, not about extraction quality.
+    """
+    from fault_server import FaultServer
+
+    from pipeline.cli import main
+
+    examples = Path(__file__).resolve().parent.parent / "examples" / "tempe-traffic-stop"
+    out = tmp_path / "out"
+    with FaultServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-pg-run-000000")
+        argv = ["run", str(examples), "--out", str(out), "--model", "fault-stub", "-q", "--db", pg_url]
+        assert main(argv) == 0
+        psycopg = pytest.importorskip("psycopg")
+        with psycopg.connect(pg_url) as conn:
+            first = _counts(conn)
+        requests_after_first = len(server.requests)
+        assert main(argv) == 0
+        with psycopg.connect(pg_url) as conn:
+            second = _counts(conn)
+
+    assert first["articles"] == 6 and first["records"] == 6
+    assert first["field_values"] > 0 and first["incidents"] >= 1
+    assert second == first
+    assert len(server.requests) == requests_after_first  # the re-run came from the cache
