@@ -35,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from pipeline.attribute import SpeakerTable, canonical_speaker, default_table
+from pipeline.ground import NUMBER_WORDS, TENS_WORDS
 from schemas.evaluation import EvalReport, FieldScore, Mismatch
 from schemas.record import Cited, GroundingStatus, IncidentRecord
 
@@ -50,38 +51,6 @@ __all__ = [
     "score_records",
 ]
 
-_NUMBER_WORDS = {
-    "zero": 0,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "thirteen": 13,
-    "fourteen": 14,
-    "fifteen": 15,
-    "sixteen": 16,
-    "seventeen": 17,
-    "eighteen": 18,
-    "nineteen": 19,
-}
-_TENS = {
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "eighty": 80,
-    "ninety": 90,
-}
 # Counts given as words without a number ("agents opened fire") are all one
 # value: more than one, number unknown.
 _PLURAL_FORMS = frozenset(
@@ -123,12 +92,12 @@ def _as_iso_date(text: str) -> str | None:
 
 
 def _words_to_number(words: list[str]) -> int | None:
-    if len(words) == 1 and words[0] in _NUMBER_WORDS:
-        return _NUMBER_WORDS[words[0]]
-    if len(words) == 1 and words[0] in _TENS:
-        return _TENS[words[0]]
-    if len(words) == 2 and words[0] in _TENS and _NUMBER_WORDS.get(words[1], 0) in range(1, 10):
-        return _TENS[words[0]] + _NUMBER_WORDS[words[1]]
+    if len(words) == 1 and words[0] in NUMBER_WORDS:
+        return NUMBER_WORDS[words[0]]
+    if len(words) == 1 and words[0] in TENS_WORDS:
+        return TENS_WORDS[words[0]]
+    if len(words) == 2 and words[0] in TENS_WORDS and NUMBER_WORDS.get(words[1], 0) in range(1, 10):
+        return TENS_WORDS[words[0]] + NUMBER_WORDS[words[1]]
     return None
 
 

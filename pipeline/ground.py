@@ -261,7 +261,7 @@ def _widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
 
 ValueKind = Literal["name", "agency", "number", "count", "date", "phrase", "summary"]
 
-_NUMBER_WORDS = {
+NUMBER_WORDS = {
     "zero": 0,
     "one": 1,
     "two": 2,
@@ -283,7 +283,7 @@ _NUMBER_WORDS = {
     "eighteen": 18,
     "nineteen": 19,
 }
-_TENS_WORDS = {
+TENS_WORDS = {
     "twenty": 20,
     "thirty": 30,
     "forty": 40,
@@ -493,13 +493,13 @@ def _number_values(folded: str) -> set[int]:
     numbers = {int(d) for d in re.findall(r"\d+", folded.replace(",", ""))}
     words = folded.split()
     for i, word in enumerate(words):
-        if word in _NUMBER_WORDS:
-            numbers.add(_NUMBER_WORDS[word])
-        elif word in _TENS_WORDS:
-            value = _TENS_WORDS[word]
+        if word in NUMBER_WORDS:
+            numbers.add(NUMBER_WORDS[word])
+        elif word in TENS_WORDS:
+            value = TENS_WORDS[word]
             nxt = words[i + 1] if i + 1 < len(words) else ""
-            if nxt in _NUMBER_WORDS and 0 < _NUMBER_WORDS[nxt] < 10:
-                value += _NUMBER_WORDS[nxt]
+            if nxt in NUMBER_WORDS and 0 < NUMBER_WORDS[nxt] < 10:
+                value += NUMBER_WORDS[nxt]
             numbers.add(value)
     return numbers
 
