@@ -161,12 +161,14 @@ class Progress:
     @staticmethod
     def line(summary: BatchSummary, elapsed_s: float) -> str:
         rate = summary.articles / elapsed_s if elapsed_s > 0 else 0.0
+        # A local model takes tens of seconds per article, where "0.0 articles/s" says nothing.
+        speed = f"{rate:.1f} articles/s" if rate >= 1 or rate == 0 else f"{1 / rate:.0f} s/article"
         return (
             f"progress: {summary.articles} articles ({summary.records} records, "
             f"{summary.failures + summary.input_failures} failed, "
             f"{summary.cached_records + summary.cached_failures} cached), "
             f"{summary.requests} requests, {summary.usage.total_tokens} tokens, "
-            f"{elapsed_s:.0f} s, {rate:.1f} articles/s"
+            f"{elapsed_s:.0f} s, {speed}"
         )
 
     def close(self) -> None:
