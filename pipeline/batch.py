@@ -161,14 +161,12 @@ class Progress:
     @staticmethod
     def line(summary: BatchSummary, elapsed_s: float) -> str:
         rate = summary.articles / elapsed_s if elapsed_s > 0 else 0.0
-        # A local model takes tens of seconds per article, where "0.0 articles/s" says nothing.
-        speed = f"{rate:.1f} articles/s" if rate >= 1 or rate == 0 else f"{1 / rate:.0f} s/article"
         return (
             f"progress: {summary.articles} articles ({summary.records} records, "
             f"{summary.failures + summary.input_failures} failed, "
             f"{summary.cached_records + summary.cached_failures} cached), "
             f"{summary.requests} requests, {summary.usage.total_tokens} tokens, "
-            f"{elapsed_s:.0f} s, {speed}"
+            f"{elapsed_s:.0f} s, {_speed(rate)}"
         )
 
     def close(self) -> None:
@@ -570,6 +568,13 @@ def _execute(
     return code
 
 
+def _speed(articles_per_s: float) -> str:
+    """A local model takes tens of seconds per article, where "0.0 articles/s" says nothing."""
+    if articles_per_s >= 1 or articles_per_s == 0:
+        return f"{articles_per_s:.1f} articles/s"
+    return f"{1 / articles_per_s:.0f} s/article"
+
+
 def _exit_code(counts: Mapping[str, int]) -> int:
     failed = counts.get("failure", 0) + counts.get("input_failure", 0) + counts.get("pending", 0)
     if counts.get("record", 0) == 0:
@@ -590,8 +595,13 @@ def _summary_text(summary: BatchSummary, out_dir: Path, n_records: int, n_failur
         + (f", {summary.cached_failures} from cache" if summary.cached_failures else ""),
         f"  requests  {summary.requests} for {summary.extracted} articles; tokens {usage.total_tokens} "
         f"(prompt {usage.prompt_tokens}, completion {usage.completion_tokens})",
-        f"  time      {summary.wall_s:.1f} s wall, {summary.articles_per_s:.1f} articles/s, "
-        f"pipeline CPU {summary.cpu_ms_per_article:.2f} ms per article",
+        f"  time      {summary.wall_s:.1f} s wall, {_speed(summary.articles_per_s)}, "
+        + (
+            # In-process, llama.cpp's threads count as ours: say so rather than blame the pipeline.
+            f"process CPU {summary.cpu_ms_per_article:.0f} ms per article (includes the embedded model)"
+            if summary.provider == "embedded"
+            else f"pipeline CPU {summary.cpu_ms_per_article:.2f} ms per article"
+        ),
         f"  outputs   {out_dir / 'records.jsonl'} ({n_records}), {out_dir / 'failures.jsonl'} ({n_failures})",
     ]
     if summary.failures:
