@@ -645,36 +645,28 @@ def _incident_dict(cluster: Cluster) -> dict[str, Any]:
             section, name = path.split(".")
             merged[section][name] = cited
 
-    merged["subjects"] = []
-    for slot_index, slot in enumerate(_align_subjects(records)):
-        subject: dict[str, Any] = {}
-        for name in SUBJECT_FIELDS:
-            template = f"subjects[].{name}"
+    def merge_slot(slot: Any, slot_index: int, section: str, field_names: Sequence[str]) -> dict[str, Any]:
+        """Verdicts for one matched list item (a subject or an agency) across the records."""
+        item_fields: dict[str, Any] = {}
+        for name in field_names:
+            template = f"{section}[].{name}"
             cites = [
                 c
                 for index, item in slot.items
                 if (c := _cite(template, getattr(item, name), records[index], contexts[index])) is not None
             ]
-            cited = add(f"subjects[{slot_index}].{name}", cites)
+            cited = add(f"{section}[{slot_index}].{name}", cites)
             if cited is not None:
-                subject[name] = cited
-        merged["subjects"].append(subject)
+                item_fields[name] = cited
+        return item_fields
 
-    merged["agencies"] = []
-    for slot_index, slot in enumerate(_align_agencies(records)):
-        agency: dict[str, Any] = {}
-        for name in AGENCY_FIELDS:
-            template = f"agencies[].{name}"
-            cites = [
-                c
-                for index, item in slot.items
-                if (c := _cite(template, getattr(item, name), records[index], contexts[index])) is not None
-            ]
-            cited = add(f"agencies[{slot_index}].{name}", cites)
-            if cited is not None:
-                agency[name] = cited
-        if "name" in agency:
-            merged["agencies"].append(agency)
+    merged["subjects"] = [
+        merge_slot(slot, i, "subjects", SUBJECT_FIELDS) for i, slot in enumerate(_align_subjects(records))
+    ]
+    agencies = [
+        merge_slot(slot, i, "agencies", AGENCY_FIELDS) for i, slot in enumerate(_align_agencies(records))
+    ]
+    merged["agencies"] = [agency for agency in agencies if "name" in agency]
 
     merged["statements"] = []
     for slot_index, slot in enumerate(_align_statements(records)):
