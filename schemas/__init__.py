@@ -33,7 +33,8 @@ from schemas.record import (
     When,
     Where,
 )
-from schemas.run import AttemptLog, ExtractionResult, FailureRow
+from schemas.contract import ArticleReading
+from schemas.run import AttemptLog, ExtractionResult, FailureRow, ModelExchange
 
 __all__ = [
     "Conflict",
@@ -48,6 +49,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "Agency",
     "Article",
+    "ArticleReading",
+    "ModelExchange",
     "AttemptLog",
     "Cited",
     "ExtractionResult",

@@ -22,7 +22,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0.0"
+# 2.0.0: the model no longer copies quotes; it names sentences and the pipeline locates the
+# evidence (GroundingStatus sentence-match / model-cited, Grounding.sentence and value span).
+SCHEMA_VERSION = "2.0.0"
 
 T = TypeVar("T")
 
@@ -32,8 +34,18 @@ DERIVED: dict[str, Any] = {"x-derived": True}
 
 
 class GroundingStatus(StrEnum):
-    """How a quote was located in its article, from strongest to weakest."""
+    """How a value's evidence was located in its article.
 
+    ``sentence-match`` and ``model-cited`` come from sentence-cited extraction
+    (the pipeline searched the article's sentences for the value; the model only
+    named sentence numbers). ``exact``, ``normalized`` and ``fuzzy`` come from
+    locating a verbatim quote (imported or hand-written records, statements).
+    """
+
+    sentence_match = "sentence-match"
+    """A sentence of the article supports the value (the model's number was used only as a hint)."""
+    model_cited = "model-cited"
+    """No sentence was found to support the value; the evidence is the sentence the model named."""
     exact = "exact"
     normalized = "normalized"
     fuzzy = "fuzzy"
@@ -57,6 +69,13 @@ class Grounding(BaseModel):
         "dates in the value appear in the quote). Null when not checked.",
     )
     note: str | None = None
+    sentence: int | None = Field(
+        default=None, description="1-based number of the article sentence holding the evidence."
+    )
+    value_start: int | None = Field(
+        default=None, description="Offset of the value's own words inside the article, when found."
+    )
+    value_end: int | None = None
 
     @property
     def is_evidence(self) -> bool:
@@ -246,6 +265,9 @@ class Provenance(BaseModel):
     attempts: int = 0
     usage: Usage = Field(default_factory=Usage)
     chunks: int = Field(default=1, description="How many chunks the article was split into.")
+    plan: str | None = Field(
+        default=None, description="The extraction plan (contract and prompt variant) that produced the record."
+    )
 
 
 class IncidentRecord(IncidentFacts):

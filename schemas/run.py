@@ -34,6 +34,24 @@ class FailureRow(BaseModel):
     usage: Usage = Field(default_factory=Usage)
 
 
+class ModelExchange(BaseModel):
+    """One request to the model and its raw reply, kept so any record can be audited.
+
+    The prompt texts are stored once per run store under their hashes
+    (``system_hash``, ``user_hash``); the reply is stored as the model sent it.
+    """
+
+    article_id: str
+    attempt: int = Field(description="The AttemptLog this exchange belongs to.")
+    chunk: int = 1
+    system_hash: str
+    user_hash: str
+    system_prompt: str
+    user_prompt: str
+    reply: str | None = Field(default=None, description="The raw reply text; null when none came back.")
+    finish_reason: str | None = None
+
+
 class ExtractionResult(BaseModel):
     """The outcome of extracting one article: exactly one of record or failure."""
 
@@ -42,3 +60,6 @@ class ExtractionResult(BaseModel):
     failure: FailureRow | None = None
     attempts: list[AttemptLog] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
+    exchanges: list[ModelExchange] = Field(
+        default_factory=list, description="What the model was asked and answered, oldest first."
+    )
