@@ -1,21 +1,23 @@
-"""Which small GGUF should the embedded engine run by default? Speed and accuracy on the examples.
+"""Which embedded model and plan fill the best records? Accuracy, evidence, speed and memory.
 
-Not a test. Run:
+Not a test. Run (one model at a time is loaded, in its own process, so peak RSS is its own):
 
-    .venv/bin/python benchmarks/embedded_models.py                       # both candidates, all articles
-    .venv/bin/python benchmarks/embedded_models.py --models smollm2-135m --json out.json
+    .venv/bin/python benchmarks/embedded_models.py
+    .venv/bin/python benchmarks/embedded_models.py --models qwen2.5-coder-1.5b --plans flat
+    .venv/bin/python benchmarks/embedded_models.py --examples examples/riverside-raid --json out.json
 
-Each candidate (``pipeline.providers.EMBEDDED_MODELS``) runs in the embedded
-engine (xllamacpp, 2 threads, one slot) over the example articles in
-``examples/tempe-traffic-stop/``, one article at a time, through the real
-``Extractor`` with default settings (re-asks included). Reported per model:
-wall seconds per article (mean and max), records versus failure rows, and
-field accuracy against ``gold.json`` as ``pipeline.evaluate.score_records``
-computes it (a failed article scores 0 on every field it is graded on), plus
-the share of cited values whose quote was located in the article.
+Every model × plan runs in the embedded engine (xllamacpp, 2 threads, one
+slot) over the articles of an example folder, one at a time, through the real
+``Extractor`` with the settings the CLI would use for that model (its
+``Endpoint.recommended`` re-asks and max tokens). Reported per row:
 
-Per-article outcomes are written to ``--json`` after each article, so a long
-run that is interrupted still leaves its figures.
+* records (of the folder's articles) and failure rows;
+* field accuracy against the folder's ``gold.json``, as ``triangulate eval``
+  computes it (a failed article scores 0 on every field it is graded on);
+* located: the share of cited values whose evidence sentence was located;
+* unsupported: the share of cited values whose evidence does not support them;
+* seconds per article (mean; the first article also pays for the uncached system prompt);
+* peak RSS of the process that ran the model.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,122 +36,138 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from pipeline.batch import _decoding  # noqa: E402
 from pipeline.evaluate import score_records  # noqa: E402
 from pipeline.extract import ExtractionSettings, Extractor  # noqa: E402
-from pipeline.providers import EMBEDDED_MODELS, EmbeddedServer  # noqa: E402
+from pipeline.plans import DEFAULT_PLAN, PLANS  # noqa: E402
+from pipeline.providers import EMBEDDED_MODELS, DEFAULT_EMBEDDED_CHOICE  # noqa: E402
 from pipeline.sources import iter_sources  # noqa: E402
 from schemas import Article, ExtractionResult  # noqa: E402
 
-EXAMPLES = REPO_ROOT / "examples" / "tempe-traffic-stop"
+DEFAULT_EXAMPLES = REPO_ROOT / "examples" / "tempe-traffic-stop"
 
 
-def example_articles(limit: int | None) -> list[Article]:
-    paths = sorted(p for p in EXAMPLES.glob("0*") if p.suffix in {".md", ".html", ".txt"})
+def example_articles(folder: Path, limit: int | None) -> list[Article]:
+    paths = sorted(p for p in folder.iterdir() if p.name[:1].isdigit() and p.suffix in {".md", ".html", ".txt"})
     articles = [item for item in iter_sources(paths[:limit] if limit else paths) if isinstance(item, Article)]
     if not articles:
-        raise SystemExit(f"no example articles under {EXAMPLES}")
+        raise SystemExit(f"no example articles under {folder}")
     return articles
 
 
-async def run_model(
-    name: str,
-    articles: list[Article],
-    settings: ExtractionSettings,
-    progress: dict[str, Any],
-    out: Path | None,
-) -> dict[str, Any]:
-    gguf = EMBEDDED_MODELS[name]()
-    rows: list[dict[str, Any]] = []
-    results: list[ExtractionResult] = []
-    started = time.monotonic()
-    with EmbeddedServer(gguf, concurrency=1) as endpoint:
-        load_s = time.monotonic() - started
-        extractor = Extractor(endpoint, settings)
-        try:
-            for article in articles:
-                began = time.monotonic()
-                result = await extractor.extract(article)
-                seconds = time.monotonic() - began
-                results.append(result)
-                rows.append(
-                    {
-                        "article": Path(article.source_path or article.id).name,
-                        "seconds": round(seconds, 1),
-                        "outcome": "record" if result.record else f"failure:{result.failure.reason}",  # type: ignore[union-attr]
-                        "requests": len(result.attempts),
-                        "prompt_tokens": result.usage.prompt_tokens,
-                        "completion_tokens": result.usage.completion_tokens,
-                    }
-                )
-                print(f"  {name} {rows[-1]}", flush=True)
-                progress[name] = {"gguf": gguf.name, "load_s": round(load_s, 1), "articles": rows}
-                if out:
-                    out.write_text(json.dumps(progress, indent=2) + "\n", encoding="utf-8")
-        finally:
-            await extractor.aclose()
+async def _run_plans(model: str, plans: list[str], folder: Path, limit: int | None) -> list[dict[str, Any]]:
+    from pipeline.providers import open_endpoint
 
-    gold = json.loads((EXAMPLES / "gold.json").read_text(encoding="utf-8"))
-    records = [r.record for r in results if r.record is not None]
-    report = score_records(records, gold)
-    per_article: list[float] = [row["seconds"] for row in rows]
-    summary = {
-        "gguf": gguf.name,
-        "load_s": round(load_s, 1),
-        "articles": rows,
-        "seconds_per_article_mean": round(statistics.mean(per_article), 1),
-        "seconds_per_article_max": round(max(per_article), 1),
-        "records": len(records),
-        "failures": len(results) - len(records),
-        "graded": report.graded,
-        "accuracy": report.accuracy,
-        "grounding_rate": report.grounding_rate,
-        "completion_tokens_per_s": round(
-            sum(row["completion_tokens"] for row in rows) / max(sum(per_article), 1e-9), 1
-        ),
-    }
-    progress[name] = summary
-    if out:
-        out.write_text(json.dumps(progress, indent=2) + "\n", encoding="utf-8")
-    return summary
+    articles = example_articles(folder, limit)
+    gold = json.loads((folder / "gold.json").read_text(encoding="utf-8"))
+    rows: list[dict[str, Any]] = []
+    started = time.monotonic()
+    with open_endpoint(model=None, gguf=None, concurrency=1, env={}, embedded=model) as endpoint:
+        load_s = time.monotonic() - started
+        for plan in plans:
+            decoding = _decoding(argparse.Namespace(plan=plan), endpoint)
+            settings = ExtractionSettings(**decoding)
+            extractor = Extractor(endpoint, settings)
+            results: list[ExtractionResult] = []
+            seconds: list[float] = []
+            try:
+                for article in articles:
+                    began = time.monotonic()
+                    results.append(await extractor.extract(article))
+                    seconds.append(time.monotonic() - began)
+                    outcome = "record" if results[-1].record else f"failure: {results[-1].failure}"
+                    print(
+                        f"  {model} {plan} {Path(article.source_path or '').name}: "
+                        f"{seconds[-1]:.1f}s {outcome}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            finally:
+                await extractor.aclose()
+            records = [r.record for r in results if r.record is not None]
+            report = score_records(records, gold)
+            rows.append(
+                {
+                    "model": model,
+                    "plan": plan,
+                    "articles": len(articles),
+                    "records": len(records),
+                    "failures": len(results) - len(records),
+                    "accuracy": report.accuracy,
+                    "located": report.grounding_rate,
+                    "unsupported": report.unsupported_rate,
+                    "seconds_per_article": round(statistics.mean(seconds), 1),
+                    "seconds_first": round(seconds[0], 1),
+                    "seconds_max": round(max(seconds), 1),
+                    "completion_tokens_per_article": round(
+                        sum(r.usage.completion_tokens for r in results) / len(results)
+                    ),
+                    "max_reasks": settings.max_reasks,
+                    "max_tokens": settings.max_tokens,
+                    "load_s": round(load_s, 1),
+                    "mismatches": [m.model_dump(mode="json") for m in report.mismatches],
+                }
+            )
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for row in rows:
+        row["peak_rss_gb"] = round(peak_kib / 1024 / 1024, 2)
+    return rows
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def print_table(rows: list[dict[str, Any]], folder: Path) -> None:
+    print(f"\n{folder.relative_to(REPO_ROOT) if folder.is_relative_to(REPO_ROOT) else folder}")
+    header = ("model", "plan", "records", "accuracy", "located", "unsupported", "s/article", "peak RSS")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        cells = (
+            row["model"],
+            row["plan"],
+            f"{row['records']}/{row['articles']}",
+            _pct(row["accuracy"]),
+            _pct(row["located"]),
+            _pct(row["unsupported"]),
+            f"{row['seconds_per_article']}",
+            f"{row['peak_rss_gb']} GB",
+        )
+        print("| " + " | ".join(cells) + " |")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(EMBEDDED_MODELS), choices=list(EMBEDDED_MODELS))
-    parser.add_argument("--limit", type=int, help="Only the first N example articles.")
-    parser.add_argument("--max-reasks", type=int, default=ExtractionSettings.max_reasks)
-    parser.add_argument("--max-tokens", type=int, default=ExtractionSettings.max_tokens)
-    parser.add_argument(
-        "--timeout", type=float, default=ExtractionSettings.timeout_s, help="Seconds per request."
-    )
-    parser.add_argument("--json", type=Path, help="Write the figures here (updated after every article).")
+    parser.add_argument("--plans", nargs="+", default=sorted(PLANS), choices=sorted(PLANS))
+    parser.add_argument("--examples", type=Path, default=DEFAULT_EXAMPLES, help="Folder with articles and gold.json.")
+    parser.add_argument("--limit", type=int, help="Only the first N articles.")
+    parser.add_argument("--json", type=Path, help="Write every row (with mismatches) here.")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    folder = args.examples.resolve()
 
-    settings = ExtractionSettings(
-        max_reasks=args.max_reasks, max_tokens=args.max_tokens, timeout_s=args.timeout
-    )
-    articles = example_articles(args.limit)
-    progress: dict[str, Any] = {}
-    summaries = {
-        name: asyncio.run(run_model(name, articles, settings, progress, args.json)) for name in args.models
-    }
+    if args.one:
+        rows = asyncio.run(_run_plans(args.one, args.plans, folder, args.limit))
+        print(json.dumps(rows))
+        return 0
 
-    print()
-    print(
-        f"{len(articles)} articles; max_reasks={settings.max_reasks}, max_tokens={settings.max_tokens}, "
-        f"timeout={settings.timeout_s:g}s"
-    )
-    columns = ("s/article", "max s", "records", "failed", "accuracy", "grounded")
-    print(f"{'model':<14} " + " ".join(f"{c:>9}" for c in columns))
-    for name, s in summaries.items():
-        accuracy = "-" if s["accuracy"] is None else f"{s['accuracy'] * 100:.0f}%"
-        grounded = "-" if s["grounding_rate"] is None else f"{s['grounding_rate'] * 100:.0f}%"
-        print(
-            f"{name:<14} {s['seconds_per_article_mean']:>9} {s['seconds_per_article_max']:>9} "
-            f"{s['records']:>9} {s['failures']:>9} {accuracy:>9} {grounded:>9}"
-        )
+    rows = []
+    for model in args.models:
+        # A process per model: its peak RSS is its own, and one model's crash does not end the rest.
+        command = [sys.executable, __file__, "--one", model, "--examples", str(folder), "--plans", *args.plans]
+        if args.limit:
+            command += ["--limit", str(args.limit)]
+        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+        if done.returncode != 0:
+            print(f"{model}: exited {done.returncode}", file=sys.stderr)
+            continue
+        rows.extend(json.loads(done.stdout.strip().splitlines()[-1]))
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    print_table(rows, folder)
+    print(f"\ndefault: {DEFAULT_EMBEDDED_CHOICE} with plan {DEFAULT_PLAN}")
     return 0
 
 

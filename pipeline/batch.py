@@ -395,20 +395,49 @@ def _default_concurrency(args: argparse.Namespace, env: Mapping[str, str]) -> in
         from pipeline.providers import EMBEDDED, choose_provider
     except ImportError:
         return DEFAULT_CONCURRENCY
-    provider = choose_provider(model=args.model, gguf=args.gguf, env=env)
+    provider = choose_provider(
+        model=args.model, gguf=args.gguf, env=env, embedded=getattr(args, "embedded", None)
+    )
     # The embedded engine shares two cores: parallel slots only slow each other down.
     return EMBEDDED_DEFAULT_CONCURRENCY if provider == EMBEDDED else DEFAULT_CONCURRENCY
 
 
-def _settings_from(args: argparse.Namespace) -> Any:
+# Used when neither the user nor the model's description says otherwise.
+FALLBACK_MAX_REASKS = 2
+FALLBACK_MAX_TOKENS = 1024
+
+
+def _decoding(args: argparse.Namespace, endpoint: Endpoint | None) -> dict[str, Any]:
+    """Re-asks, max tokens and plan: the user's flags, else the model's recommendation, else ours.
+
+    The embedded models carry settings chosen by benchmarks/embedded_models.py
+    (``Endpoint.recommended``); a remote endpoint has none and gets the fallbacks.
+    """
+    recommended: Mapping[str, Any] = getattr(endpoint, "recommended", None) or {}
+
+    def pick(flag: str, fallback: Any) -> Any:
+        given = getattr(args, flag, None)
+        if given is not None:
+            return given
+        return recommended.get(flag, fallback)
+
+    from pipeline.plans import DEFAULT_PLAN
+
+    return {
+        "max_reasks": int(pick("max_reasks", FALLBACK_MAX_REASKS)),
+        "max_tokens": int(pick("max_tokens", FALLBACK_MAX_TOKENS)),
+        "plan": str(pick("plan", DEFAULT_PLAN)),
+    }
+
+
+def _settings_from(args: argparse.Namespace, endpoint: Endpoint | None = None) -> Any:
     from pipeline.extract import ExtractionSettings
 
     return ExtractionSettings(
-        max_reasks=args.max_reasks,
         max_transport_retries=args.max_transport_retries,
         timeout_s=args.timeout,
         temperature=args.temperature,
-        max_tokens=args.max_tokens,
+        **_decoding(args, endpoint),
     )
 
 
@@ -420,11 +449,10 @@ def _run_settings(args: argparse.Namespace, endpoint: Endpoint, concurrency: int
         "concurrency": concurrency,
         "rpm": args.rpm,
         "tpm": args.tpm,
-        "max_reasks": args.max_reasks,
         "max_transport_retries": args.max_transport_retries,
         "timeout_s": args.timeout,
         "temperature": args.temperature,
-        "max_tokens": args.max_tokens,
+        **_decoding(args, endpoint),
     }
     if hasattr(args, "paths"):
         settings["paths"] = [str(path) for path in args.paths]
@@ -495,7 +523,14 @@ def _command_locked(
         with contextlib.ExitStack() as stack:
             try:
                 endpoint = stack.enter_context(
-                    open_endpoint(model=args.model, gguf=args.gguf, concurrency=concurrency, env=env)
+                    open_endpoint(
+                        model=args.model,
+                        gguf=args.gguf,
+                        concurrency=concurrency,
+                        env=env,
+                        embedded=getattr(args, "embedded", None),
+                        progress=not getattr(args, "quiet", False),
+                    )
                 )
             except ProviderError as error:
                 print(f"error: {redact(str(error), _secrets(env))}", file=sys.stderr)
@@ -514,7 +549,7 @@ def _execute(
     out_dir: Path,
     extractor_class: Any,
 ) -> int:
-    extractor = extractor_class(endpoint, _settings_from(args))
+    extractor = extractor_class(endpoint, _settings_from(args, endpoint))
     run_id = store.start_run(
         kind,
         model=endpoint.model,

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.plans import PLAN_NAMES
+
 
 def _cmd_schema(args: argparse.Namespace) -> int:
     from schemas import IncidentFacts, IncidentRecord
@@ -57,6 +59,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return report_command(args)
 
 
+def _cmd_show(args: argparse.Namespace) -> int:
+    from pipeline.show import show_command
+
+    return show_command(args)
+
+
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
@@ -65,15 +73,40 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         "Without it and without OPENAI_BASE_URL, the embedded model runs in-process.",
     )
     group.add_argument("--gguf", type=Path, help="Run this GGUF file in the embedded engine.")
+    from pipeline.providers import DEFAULT_EMBEDDED_CHOICE, EMBEDDED_ENV, EMBEDDED_MODELS
+
     group.add_argument(
-        "--max-reasks", type=int, default=2, help="Re-asks after validation errors (default 2)."
+        "--embedded",
+        choices=list(EMBEDDED_MODELS),
+        metavar="NAME",
+        help=f"Run this embedded model in-process: {', '.join(EMBEDDED_MODELS)} "
+        f"(default: ${EMBEDDED_ENV}, else {DEFAULT_EMBEDDED_CHOICE}). "
+        "Example: --embedded qwen2.5-coder-0.5b",
+    )
+    group.add_argument(
+        "--max-reasks",
+        type=int,
+        default=None,
+        help="Re-asks after validation errors (default: the model's recommendation, 0 for the "
+        "embedded models, else 2).",
     )
     group.add_argument(
         "--max-transport-retries", type=int, default=5, help="Retries after 429/5xx/timeouts (default 5)."
     )
     group.add_argument("--timeout", type=float, default=300.0, help="Seconds per request (default 300).")
     group.add_argument("--temperature", type=float, default=0.0)
-    group.add_argument("--max-tokens", type=int, default=2048, help="Completion tokens per request.")
+    group.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="Completion tokens per request (default: the model's recommendation, else 1024).",
+    )
+    group.add_argument(
+        "--plan",
+        choices=sorted(PLAN_NAMES),
+        default=None,
+        help="Extraction plan (default flat: one call, values with sentence numbers, one worked example).",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +169,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path, metavar="DIR", help="A run directory.")
     p.add_argument("--html", type=Path, help="Where to write the page (default DIR/report.html).")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "show",
+        help="Audit one article: the prompts, the raw model replies, and the record made from them.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Print one article of a run: its metadata, every request sent to the model for\n"
+        "its current outcome (user prompt, raw reply), and each cited value with its grounding\n"
+        "(or the failure).",
+        epilog="examples:\n"
+        "  triangulate show runs/tempe 01-valley-ledger.md\n"
+        "  triangulate show runs/tempe sha256:3f9a --prompt\n"
+        "  triangulate show runs/tempe 3f9a --json > article.json",
+    )
+    p.add_argument("out", type=Path, metavar="DIR", help="A run directory (the --out of `run`).")
+    p.add_argument(
+        "article",
+        metavar="ARTICLE",
+        help="Article id, a unique id prefix (with or without 'sha256:'), a source path, or a file name.",
+    )
+    p.add_argument("--prompt", action="store_true", help="Also print the full system prompt.")
+    p.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
+    p.add_argument(
+        "--all-runs", action="store_true", help="Every stored exchange, not only the current outcome's."
+    )
+    p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser("schema", help="Print the JSON Schema of the incident record.")
     p.add_argument("--record", action="store_true", help="The stored record (with grounding and provenance).")

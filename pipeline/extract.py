@@ -1,18 +1,27 @@
-"""One LLM call per article: a cited, validated, grounded ``IncidentRecord``.
+"""One LLM call per article (or per chunk of a long one): a validated, sentence-cited ``IncidentRecord``.
+
+The model reads the article as numbered sentences and fills the flat
+:class:`~schemas.contract.ArticleReading`: values, each beside the number of
+the sentence that states it. It copies no quotes. :mod:`pipeline.cite` then
+locates the evidence for every value in the article's own sentences and builds
+the stored record, which :func:`pipeline.ground.ground_record` completes with
+canonical speakers.
 
 Two retry layers, kept apart so they never multiply:
 
 * **Transport** (429, 5xx, timeouts, dropped connections): every HTTP request
   is wrapped in a tenacity loop with jittered exponential backoff that honours
   ``Retry-After``. The openai client's own retries are off (``max_retries=0``).
-* **Re-asks** (the reply is not valid JSON for the schema, or a quote cannot be
-  found in the article): instructor appends the error to the conversation and
-  asks again. Each re-ask resends the whole conversation, so the loop stops on
-  ``max_reasks`` or on the per-article ``token_budget``, whichever comes first.
+* **Re-asks** (the reply is not valid JSON for the contract): instructor
+  appends the error to the conversation and asks again. Each re-ask resends the
+  whole conversation, so the loop stops on ``max_reasks`` or on the per-article
+  ``token_budget``, whichever comes first. At temperature 0 a local model
+  answers a re-ask with the same reply, so the embedded models recommend none
+  (``Endpoint.recommended``).
 
-A quote the model could not copy verbatim is not a reason to lose the record:
-when re-asks run out and the only remaining errors are unlocated quotes, the
-last reply is kept and grounding marks those quotes ``unfound``.
+Every request and its raw reply are kept as :class:`~schemas.run.ModelExchange`
+entries on the result, so the run store can show what the model was asked and
+what it answered.
 
 ``Extractor.extract`` never raises for a problem with one article; it returns
 an ``ExtractionResult`` holding a record or a ``FailureRow``. It raises
@@ -30,24 +39,21 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from string import Template
 from typing import TYPE_CHECKING, Any, Self
 
 import instructor
 import openai
-from instructor.core.exceptions import (
+from instructor.core import (
     AsyncValidationError,
+    Hooks,
     IncompleteOutputException,
     ResponseParsingError,
 )
-from instructor.core.hooks import Hooks
-from instructor.v2.core import patch as _instructor_patch
-from instructor.v2.core.response_model import prepare_response_model
-from instructor.v2.validation import async_validators as _async_validators
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
+from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -58,20 +64,24 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 import prompts
+from pipeline.evidence import Sentence, number_sentences, split_sentences
+from pipeline.plans import DEFAULT_PLAN, PLANS, Plan
 from schemas import (
     SCHEMA_VERSION,
     Article,
+    ArticleReading,
     AttemptLog,
     Cited,
     ExtractionResult,
     FailureRow,
-    GroundingStatus,
     IncidentFacts,
     IncidentRecord,
+    ModelExchange,
     Provenance,
     Statement,
     Usage,
 )
+from schemas.contract import CONTRACT_NAME
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletion
@@ -83,6 +93,7 @@ if TYPE_CHECKING:
 logging.getLogger("instructor.v2.retry").setLevel(logging.CRITICAL)
 
 SYSTEM_TEMPLATE = "extract_system.md"
+EXAMPLE_FILE = "extract_example.md"
 USER_TEMPLATE = "extract_user.md"
 
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
@@ -108,7 +119,7 @@ REASKABLE_ERRORS: tuple[type[Exception], ...] = (
 # Chunk sizing for models with a known context window. English news runs at
 # about 4 characters per token; 3 leaves headroom for names and numbers.
 CHARS_PER_TOKEN = 3
-PROMPT_OVERHEAD_TOKENS = 1200
+PROMPT_OVERHEAD_TOKENS = 1400
 DEFAULT_MAX_ARTICLE_CHARS = 100_000
 
 MAX_RETRY_AFTER_S = 120.0
@@ -126,194 +137,42 @@ class ExtractionSettings:
     max_transport_retries: int = 5
     timeout_s: float = 300.0
     temperature: float = 0.0
-    max_tokens: int = 2048
+    max_tokens: int = 1024
     token_budget: int | None = None
     """Total tokens per article across the first ask and its re-asks; None for no limit."""
     max_article_chars: int | None = None
     """Longer articles are split into chunks; None derives it from the model's context window."""
+    plan: str = DEFAULT_PLAN
 
 
-# --- quote validation -----------------------------------------------------------------------
-
-
-def iter_quotes(facts: IncidentFacts) -> Iterator[tuple[str, str]]:
-    """Yield ``(field path, quote)`` for every cited value (with a value) and statement."""
-
-    def walk(node: Any, path: str) -> Iterator[tuple[str, str]]:
-        if isinstance(node, Cited):
-            if node.value is not None:
-                yield path, node.quote
-        elif isinstance(node, Statement):
-            yield path, node.quote
-        elif isinstance(node, BaseModel):
-            for name in type(node).model_fields:
-                yield from walk(getattr(node, name), f"{path}.{name}" if path else name)
-        elif isinstance(node, list):
-            for index, item in enumerate(node):
-                yield from walk(item, f"{path}[{index}]")
-
-    yield from walk(facts, "")
-
-
-def unlocated_quotes(facts: IncidentFacts, article_text: str) -> list[tuple[str, str]]:
-    from pipeline.ground import locate_quote
-
-    return [
-        (path, quote)
-        for path, quote in iter_quotes(facts)
-        if not quote.strip() or locate_quote(quote, article_text).status == GroundingStatus.unfound
-    ]
-
-
-class UnlocatedQuotes(ValueError):
-    """Raised inside validation so instructor re-asks with the list of bad quotes."""
-
-
-# A decoding guard added to the schema sent to the model (validation is unchanged): a cap on
-# list lengths. Without it SmolLM2-135M repeated the same subject until max_tokens on a 1.5 kB
-# example article (2048 tokens, cut off, no record). Servers that decode under the schema
-# (llama.cpp, OpenAI structured outputs) enforce it. Strings are deliberately not capped:
-# llama.cpp compiles maxLength into a repetition grammar that slowed generation from ~30 to
-# ~0.3 tokens/s here.
-MAX_LIST_ITEMS = 6
-
-
-def bound_output(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add ``maxItems`` to every array in ``schema`` (in place) and return it."""
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "array":
-                node.setdefault("maxItems", MAX_LIST_ITEMS)
-            for child in node.values():
-                walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(schema)
-    return schema
-
-
-# ``IncidentFacts`` that also rejects quotes not found in ``context["article_text"]``. It keeps
-# the name, title and docstring (the schema description) of ``IncidentFacts``, so the schema sent
-# to the model is the contract plus the decoding guard above. (A comment, not a docstring:
-# pydantic would publish a docstring as the schema's description.)
-class QuoteCheckedFacts(IncidentFacts):
-    __doc__ = IncidentFacts.__doc__
-
-    model_config = ConfigDict(title="IncidentFacts")
-
-    @classmethod
-    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return bound_output(super().model_json_schema(*args, **kwargs))
-
-    @model_validator(mode="after")
-    def _quotes_are_in_the_article(self, info: ValidationInfo) -> Self:
-        context = info.context
-        if not isinstance(context, dict) or "article_text" not in context:
-            return self
-        missing = unlocated_quotes(self, str(context["article_text"]))
-        if missing:
-            listing = "\n".join(f"- {path}.quote: {quote[:200]!r}" for path, quote in missing[:20])
-            raise UnlocatedQuotes(
-                "these quotes are not in the article text; copy each quote exactly from the article, "
-                f"or set the field to null:\n{listing}"
-            )
-        return self
-
-
-QuoteCheckedFacts.__name__ = "IncidentFacts"
-QuoteCheckedFacts.__qualname__ = "IncidentFacts"
-
-# instructor wraps a plain model in a fresh ResponseSchema subclass on every call,
-# which defeats the per-class schema cache in schemas/record.py and costs ~30 ms
-# of CPU per request; wrapping once here makes later calls reuse this class.
-_RESPONSE_MODEL: type[QuoteCheckedFacts] = prepare_response_model(QuoteCheckedFacts)  # type: ignore[assignment]
-
-
-def _scan_response_model_once() -> None:
-    """Stop instructor re-scanning our (immutable) response model on every call.
-
-    instructor walks the whole model tree looking for async validators five
-    times per request (about 3 ms each here), the largest remaining share of
-    the pipeline's CPU per article. The scan has already passed for
-    ``_RESPONSE_MODEL`` inside ``prepare_response_model`` above, and a class
-    cannot grow validators later, so repeats for that one class are skipped;
-    every other model still gets the full scan.
-    """
-    original = _async_validators.reject_async_validators
-    if getattr(original, "_triangulate_wrapped", False):
-        return
-
-    def reject_async_validators(response_model: Any) -> None:
-        if response_model is _RESPONSE_MODEL:
-            return
-        original(response_model)
-
-    reject_async_validators._triangulate_wrapped = True  # type: ignore[attr-defined]
-    _async_validators.reject_async_validators = reject_async_validators
-    # patch.py imported the function by name at import time.
-    setattr(_instructor_patch, "reject_async_validators", reject_async_validators)  # noqa: B010
-
-
-_scan_response_model_once()
+def system_prompt(plan: Plan) -> str:
+    """The fixed system prompt of ``plan``: identical for every article, so a server's prompt
+    cache (llama.cpp ``cache_prompt``) pays for it once per run."""
+    example = prompts.load(EXAMPLE_FILE) if plan.worked_example else ""
+    return Template(prompts.load(SYSTEM_TEMPLATE)).substitute(example=example)
 
 
 # --- chunking and merging -------------------------------------------------------------------
 
-_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-_WHITESPACE = re.compile(r"\s+")
-_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)]?\s+")
 
-
-def _pieces(text: str, pattern: re.Pattern[str]) -> list[str]:
-    """Split ``text`` after each separator match, keeping the separators so pieces rejoin exactly."""
-    pieces: list[str] = []
-    start = 0
-    for match in pattern.finditer(text):
-        pieces.append(text[start : match.end()])
-        start = match.end()
-    pieces.append(text[start:])
-    return [piece for piece in pieces if piece]
-
-
-def split_article(text: str, max_chars: int) -> list[str]:
-    """Split on paragraph boundaries into chunks of at most ``max_chars``; nothing is dropped.
-
-    A paragraph longer than the limit is split at sentence ends, and a sentence
-    longer than the limit at whitespace (or hard, as a last resort).
-    ``"".join(chunks) == text`` always holds.
-    """
+def chunk_sentences(sentences: Sequence[Sentence], max_chars: int) -> list[list[Sentence]]:
+    """Consecutive runs of sentences of at most ``max_chars`` characters each (a longer sentence
+    stands alone), renumbered from 1 within each chunk as the model will see them."""
     if max_chars <= 0:
         raise ValueError("max_chars must be positive")
-    if len(text) <= max_chars:
-        return [text]
-
-    def fit(piece: str, level: int) -> list[str]:
-        if len(piece) <= max_chars:
-            return [piece]
-        if level == 0:
-            parts = _pieces(piece, _SENTENCE_END)
-        elif level == 1:
-            parts = _pieces(piece, _WHITESPACE)
-        else:
-            return [piece[i : i + max_chars] for i in range(0, len(piece), max_chars)]
-        if len(parts) <= 1:
-            return fit(piece, level + 1)
-        return [small for part in parts for small in fit(part, level + 1)]
-
-    units = [small for paragraph in _pieces(text, _PARAGRAPH_BREAK) for small in fit(paragraph, 0)]
-    chunks: list[str] = []
-    current = ""
-    for unit in units:
-        if current and len(current) + len(unit) > max_chars:
+    chunks: list[list[Sentence]] = []
+    current: list[Sentence] = []
+    size = 0
+    for sentence in sentences:
+        length = len(sentence.text) + 8
+        if current and size + length > max_chars:
             chunks.append(current)
-            current = ""
-        current += unit
+            current, size = [], 0
+        current.append(sentence)
+        size += length
     if current:
         chunks.append(current)
-    return chunks
+    return [[replace(s, number=i) for i, s in enumerate(chunk, start=1)] for chunk in chunks]
 
 
 def _dedupe_key(item: BaseModel) -> str:
@@ -450,8 +309,9 @@ class _ArticleRun:
     secret: str
     logs: list[AttemptLog] = field(default_factory=list)
     chunk_requests: int = 0
-    replies: list[Any] = field(default_factory=list)
-    """Replies received for the current chunk, oldest first."""
+    chunk: int = 1
+    exchanges: list[ModelExchange] = field(default_factory=list)
+    """Every request of the article with its raw reply, oldest first."""
 
     @property
     def usage(self) -> Usage:
@@ -500,6 +360,21 @@ class _ReaskBudget(stop_base):
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _conversation_after_system(messages: Sequence[Any]) -> str:
+    """The user turn, and on a re-ask the turns instructor appended, as one readable text."""
+    parts: list[str] = []
+    rest = [m for m in messages if isinstance(m, dict) and m.get("role") != "system"]
+    for message in rest:
+        content = message.get("content")
+        text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+        parts.append(text if len(rest) == 1 else f"--- {message.get('role')} ---\n{text}")
+    return "\n".join(parts)
+
+
 @dataclass
 class _ChunkOutcome:
     facts: IncidentFacts | None = None
@@ -509,7 +384,7 @@ class _ChunkOutcome:
 
 
 class Extractor:
-    """Turns articles into cited incident records through one OpenAI-compatible endpoint.
+    """Turns articles into sentence-cited incident records through one OpenAI-compatible endpoint.
 
     Safe to share between concurrent tasks: per-article state lives in a context
     variable, and every call builds its own messages list (instructor appends
@@ -526,11 +401,16 @@ class Extractor:
     ) -> None:
         self.endpoint = endpoint
         self.settings = settings or ExtractionSettings()
+        if self.settings.plan not in PLANS:
+            known = ", ".join(sorted(PLANS))
+            raise ValueError(f"unknown extraction plan {self.settings.plan!r}; known plans: {known}")
+        self.plan = PLANS[self.settings.plan]
         self._sleep = sleep
-        self._system_template = prompts.load(SYSTEM_TEMPLATE)
+        self._system_prompt = system_prompt(self.plan)
+        self._system_hash = _text_hash(self._system_prompt)
         self._user_template = Template(prompts.load(USER_TEMPLATE))
-        self._schema_json = json.dumps(_RESPONSE_MODEL.model_json_schema(), sort_keys=True)
-        self._prompt_hash = prompts.prompt_hash(self._system_template, self._user_template.template)
+        self._schema_json = json.dumps(ArticleReading.model_json_schema(), sort_keys=True)
+        self._prompt_hash = prompts.prompt_hash(self._system_prompt, self._user_template.template)
         self._extra_body: dict[str, Any] = (
             {"extra_body": dict(endpoint.extra_body)} if endpoint.extra_body else {}
         )
@@ -544,8 +424,9 @@ class Extractor:
             client_options["http_client"] = http_client
         self._openai = openai.AsyncOpenAI(**client_options)
         self._raw_create = self._openai.chat.completions.create
-        # instructor calls whatever sits at chat.completions.create when it is patched; putting
-        # the transport retry there gives each HTTP request its own retry loop and log entry.
+        # instructor calls whatever sits at chat.completions.create of the client it is given; our own
+        # client instance gets the transport retry there, so each HTTP request has its own retry loop,
+        # log entry and stored exchange. Nothing in instructor or openai is patched.
         self._openai.chat.completions.create = self._request  # type: ignore[method-assign,assignment]
         self._client = instructor.from_openai(self._openai, mode=instructor.Mode.JSON_SCHEMA)
 
@@ -571,6 +452,7 @@ class Extractor:
         settings = self.settings
         return {
             "model": self.endpoint.model,
+            "plan": f"{CONTRACT_NAME}/{self.plan.name}",
             "prompt_hash": self._prompt_hash,
             "schema_version": SCHEMA_VERSION,
             "schema_hash": hashlib.sha256(self._schema_json.encode()).hexdigest()[:16],
@@ -584,26 +466,21 @@ class Extractor:
 
     # -- prompts --
 
-    def build_messages(self, article: Article, chunk: str, part: int, parts: int) -> list[dict[str, str]]:
-        """A fresh messages list for one request (instructor appends re-asks to it)."""
-        fence = _fence_for(article.id, chunk)
-        published = _describe_date(article.published)
+    def build_messages(self, sentences: Sequence[Sentence], part: int, parts: int) -> list[dict[str, str]]:
+        """A fresh messages list for one request (instructor appends re-asks to it).
+
+        The user message holds only the numbered sentences: no outlet, headline or
+        publication date. Given a date, small models copied it (or a weekday list)
+        instead of the article's own date words, which ``pipeline.cite`` resolves.
+        """
         part_note = (
-            f"This is part {part} of {parts} of the article; extract what this part says."
+            f"This is part {part} of {parts} of a long article; report what this part says.\n"
             if parts > 1
             else ""
         )
-        user = self._user_template.substitute(
-            outlet=article.outlet or "unknown",
-            published=published,
-            title=article.title or "unknown",
-            part_note=part_note,
-            open_marker=f"<<<{fence}>>>",
-            close_marker=f"<<<END {fence}>>>",
-            article=chunk.strip("\n"),
-        )
+        user = self._user_template.substitute(part_note=part_note, sentences=number_sentences(sentences))
         return [
-            {"role": "system", "content": self._system_template},
+            {"role": "system", "content": self._system_prompt},
             {"role": "user", "content": user},
         ]
 
@@ -627,13 +504,35 @@ class Extractor:
                 try:
                     response: ChatCompletion = await self._raw_create(*args, **kwargs)
                 except Exception as error:
-                    run.record(kind, time.monotonic() - started, Usage(), error)
+                    entry = run.record(kind, time.monotonic() - started, Usage(), error)
+                    self._keep_exchange(run, entry, kwargs, None)
                     kind = "transport-retry"
                     raise
-                run.record(kind, time.monotonic() - started, _usage_of(response), None)
-                run.replies.append(response)
+                entry = run.record(kind, time.monotonic() - started, _usage_of(response), None)
+                self._keep_exchange(run, entry, kwargs, response)
                 return response
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _keep_exchange(
+        self, run: _ArticleRun, entry: AttemptLog, request: dict[str, Any], response: Any
+    ) -> None:
+        messages = request.get("messages") or []
+        user_prompt = _conversation_after_system(messages)
+        choices = getattr(response, "choices", None) or []
+        reply = choices[0].message.content if choices else None
+        run.exchanges.append(
+            ModelExchange(
+                article_id=run.article_id,
+                attempt=entry.attempt,
+                chunk=run.chunk,
+                system_hash=self._system_hash,
+                user_hash=_text_hash(user_prompt),
+                system_prompt=self._system_prompt,
+                user_prompt=user_prompt,
+                reply=reply,
+                finish_reason=choices[0].finish_reason if choices else None,
+            )
+        )
 
     def _reask_retrying(self, run: _ArticleRun) -> AsyncRetrying:
         stop: stop_base = stop_after_attempt(self.settings.max_reasks + 1)
@@ -650,30 +549,27 @@ class Extractor:
         return note
 
     async def _extract_chunk(
-        self, run: _ArticleRun, article: Article, chunk: str, part: int, parts: int
+        self, run: _ArticleRun, article: Article, sentences: Sequence[Sentence], part: int, parts: int
     ) -> _ChunkOutcome:
+        from pipeline.cite import cite_reading
+
         run.chunk_requests = 0
-        run.replies = []
+        run.chunk = part
         hooks = Hooks()
         hooks.on("parse:error", self._on_parse_error(run))
         settings = self.settings
         try:
-            facts = await self._client.chat.completions.create(
+            reading = await self._client.chat.completions.create(
                 model=self.endpoint.model,
-                response_model=_RESPONSE_MODEL,
-                messages=self.build_messages(article, chunk, part, parts),  # type: ignore[arg-type]
+                response_model=ArticleReading,
+                messages=self.build_messages(sentences, part, parts),  # type: ignore[arg-type]
                 max_retries=self._reask_retrying(run),
-                context={"article_text": chunk},
                 hooks=hooks,
                 temperature=settings.temperature,
                 max_tokens=settings.max_tokens,
                 **self._extra_body,
             )
-            return _ChunkOutcome(facts=IncidentFacts.model_validate(facts.model_dump()))
         except IncompleteOutputException as error:
-            fallback = self._keep_reply_despite_quotes(run)
-            if fallback is not None:
-                return _ChunkOutcome(facts=fallback)
             return _ChunkOutcome(
                 failure_reason="validation",
                 detail=f"the model's reply was cut off at max_tokens ({settings.max_tokens}) before the "
@@ -684,9 +580,6 @@ class Extractor:
             root = _root_cause(error)
             if isinstance(root, CONFIG_ERRORS):
                 raise ExtractorConfigError(describe_error(root, secret=run.secret)) from None
-            fallback = self._keep_reply_despite_quotes(run)
-            if fallback is not None:
-                return _ChunkOutcome(facts=fallback)
             if isinstance(root, TRANSPORT_ERRORS):
                 return _ChunkOutcome(
                     failure_reason="transport",
@@ -704,25 +597,8 @@ class Extractor:
                 detail=f"no schema-valid reply after {run.chunk_requests} request(s)",
                 last_error=describe_error(_last_validation_error(error), secret=run.secret),
             )
-
-    def _keep_reply_despite_quotes(self, run: _ArticleRun) -> IncidentFacts | None:
-        """When re-asks end without success, keep the latest reply whose only fault was unlocated quotes.
-
-        A reply that validates without the quote check can only have failed on its
-        quotes, so it is kept (grounding then marks those quotes unfound). This also
-        rescues an earlier reply when a later re-ask was cut off at max_tokens, hit a
-        transport fault, or was refused (e.g. the grown conversation no longer fits the
-        context window). Replies with schema or JSON errors are never kept.
-        """
-        for reply in reversed(run.replies):
-            choices = getattr(reply, "choices", None)
-            if not choices or choices[0].finish_reason == "length":
-                continue
-            try:
-                return IncidentFacts.model_validate_json(choices[0].message.content or "", strict=True)
-            except ValidationError:
-                continue
-        return None
+        facts = cite_reading(reading, text=article.text, sentences=sentences, published=article.published)
+        return _ChunkOutcome(facts=facts)
 
     async def extract(self, article: Article) -> ExtractionResult:
         run = _ArticleRun(article_id=article.id, model=self.endpoint.model, secret=self.endpoint.api_key)
@@ -735,7 +611,7 @@ class Extractor:
     async def _extract(self, run: _ArticleRun, article: Article) -> ExtractionResult:
         if not article.text.strip():
             return self._failure(run, article, "empty", "the article has no text", None)
-        chunks = split_article(article.text, self.max_article_chars)
+        chunks = chunk_sentences(split_sentences(article.text), self.max_article_chars)
         parts: list[IncidentFacts] = []
         for index, chunk in enumerate(chunks, start=1):
             outcome = await self._extract_chunk(run, article, chunk, index, len(chunks))
@@ -765,13 +641,18 @@ class Extractor:
                 attempts=len(run.logs),
                 usage=run.usage,
                 chunks=len(chunks),
+                plan=f"{CONTRACT_NAME}/{self.plan.name}",
             ),
         )
         from pipeline.ground import ground_record
 
         record = ground_record(record, article)
         return ExtractionResult(
-            article_id=article.id, record=record, attempts=list(run.logs), usage=run.usage
+            article_id=article.id,
+            record=record,
+            attempts=list(run.logs),
+            usage=run.usage,
+            exchanges=list(run.exchanges),
         )
 
     def _failure(
@@ -787,7 +668,11 @@ class Extractor:
             usage=run.usage,
         )
         return ExtractionResult(
-            article_id=article.id, failure=failure, attempts=list(run.logs), usage=run.usage
+            article_id=article.id,
+            failure=failure,
+            attempts=list(run.logs),
+            usage=run.usage,
+            exchanges=list(run.exchanges),
         )
 
     async def aclose(self) -> None:
@@ -805,21 +690,3 @@ def _last_validation_error(error: BaseException) -> BaseException:
     if failed:
         return failed[-1].exception  # type: ignore[no-any-return]
     return error.__cause__ or error
-
-
-def _fence_for(article_id: str, text: str) -> str:
-    """A delimiter word derived from the article id, so it is stable (cassettes, cache) and cannot
-    be closed early by text inside the article."""
-    digest = article_id.split(":")[-1]
-    length = 8
-    fence = f"ARTICLE {digest[:length]}"
-    while fence in text and length < len(digest):
-        length += 8
-        fence = f"ARTICLE {digest[:length]}"
-    return fence
-
-
-def _describe_date(published: date | None) -> str:
-    if published is None:
-        return "unknown (leave relative weekdays unresolved: date null, raw_phrase as written)"
-    return f"{published.isoformat()} ({published.strftime('%A')})"

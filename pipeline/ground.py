@@ -714,6 +714,9 @@ def check_support(
     return _check_summary(value, folded_quote)
 
 
+# Statuses set when evidence was located sentence by sentence (pipeline.cite); grounding keeps them.
+SENTENCE_STATUSES = frozenset({GroundingStatus.sentence_match, GroundingStatus.model_cited})
+
 # Field path (list indices dropped) -> how its value is checked.
 FIELD_KINDS: dict[str, ValueKind] = {
     "when.date": "date",
@@ -757,6 +760,12 @@ def ground_record(
     outlet = article.outlet or record.provenance.outlet
 
     def visit_cited(cited: Cited[Any], path: str) -> None:
+        if cited.grounding is not None and cited.grounding.status in SENTENCE_STATUSES:
+            # Evidence located by pipeline.cite from the article's own sentences: already
+            # placed and checked, and its quote is the sentence, so keep it as it is.
+            cited.speaker = canonical_speaker(cited.attribution, outlet=outlet, table=table)
+            cited_speakers.append((cited, person_name(cited.attribution)))
+            return
         grounding = locate_quote(cited.quote, article.text)
         # Check the value against what the article says where the quote was found:
         # a fuzzy match may differ from the extractor's quote in exactly the word
@@ -772,7 +781,8 @@ def ground_record(
         cited_speakers.append((cited, person_name(cited.attribution)))
 
     def visit_statement(statement: Statement) -> None:
-        statement.grounding = locate_quote(statement.quote, article.text)
+        if statement.grounding is None or statement.grounding.sentence is None:
+            statement.grounding = locate_quote(statement.quote, article.text)
         who = (
             statement.speaker
             if not statement.affiliation

@@ -24,8 +24,15 @@ Tables:
                      of an unreadable input (keyed by ``input:PATH``).
 ``runs``             one row per command: when, which model, settings (no
                      secrets), counts.
+``prompts``          every distinct prompt text once, under its hash: the system
+                     prompt every article shares is stored a single time.
+``exchanges``        what the model was asked (prompt hashes) and what it
+                     answered (the raw reply), per request, so a record can be
+                     audited against the model's own words. A later outcome for
+                     the same article adds rows; earlier ones stay as history.
+                     ``outcome_id`` groups the rows saved with one outcome.
 
-Each article's outcome (extraction or failure, plus its attempts) is written in
+Each article's outcome (extraction or failure, plus its attempts and exchanges) is written in
 one transaction when it finishes, so the store never holds half an outcome.
 A success supersedes an earlier failure of the same article.
 
@@ -41,14 +48,23 @@ import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from schemas import SCHEMA_VERSION, Article, ExtractionResult, FailureRow, IncidentRecord, Usage
+from schemas import (
+    SCHEMA_VERSION,
+    Article,
+    AttemptLog,
+    ExtractionResult,
+    FailureRow,
+    IncidentRecord,
+    ModelExchange,
+    Usage,
+)
 
 STORE_FILENAME = "triangulate.sqlite"
 RECORDS_FILENAME = "records.jsonl"
@@ -147,6 +163,26 @@ CREATE TABLE IF NOT EXISTS runs (
     settings TEXT,
     counts TEXT
 );
+CREATE TABLE IF NOT EXISTS prompts (
+    hash TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    first_seen TEXT
+);
+CREATE TABLE IF NOT EXISTS exchanges (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id TEXT NOT NULL,
+    run_id TEXT,
+    cache_key TEXT,
+    outcome_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    chunk INTEGER NOT NULL DEFAULT 1,
+    system_hash TEXT NOT NULL,
+    user_hash TEXT NOT NULL,
+    reply TEXT,
+    finish_reason TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exchanges_by_article ON exchanges (article_id);
 """
 
 # Strings that look like credentials; scrubbed from every error text we store.
@@ -183,6 +219,13 @@ def cache_key(article_id: str, parts: Mapping[str, str]) -> str:
     return digest.hexdigest()[:32]
 
 
+def store_path(path: Path) -> Path:
+    """The store file of a run directory (``DIR/triangulate.sqlite``); a path ending in
+    ``.sqlite``/``.db`` is taken as the database file itself."""
+    path = Path(path)
+    return path if path.suffix in (".sqlite", ".db") else path / STORE_FILENAME
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -207,6 +250,33 @@ class DerivedCounts:
     failures: int
 
 
+@dataclass(frozen=True)
+class ArticleOutcome:
+    """An article's current outcome as the store holds it."""
+
+    status: Literal["record", "failure", "pending"]
+    cache_key: str | None = None
+    """The cache key the outcome was saved under; None while pending."""
+    run_id: str | None = None
+    """The run that saved it (not necessarily the run that last read the article: cache hits)."""
+    record: IncidentRecord | None = None
+    failure: FailureRow | None = None
+
+
+@dataclass(frozen=True)
+class StoredExchange:
+    """A stored model exchange with what the store knows around it."""
+
+    exchange: ModelExchange
+    run_id: str | None
+    cache_key: str | None
+    outcome_id: str
+    """Shared by the exchanges saved with one outcome."""
+    created_at: str
+    attempt_log: AttemptLog | None
+    """The attempts row of the same request (kind, usage, latency, error), when one was saved."""
+
+
 class RunStore:
     """The SQLite run store of one output directory.
 
@@ -216,11 +286,7 @@ class RunStore:
     """
 
     def __init__(self, path: Path, *, secrets: Iterable[str] = ()) -> None:
-        path = Path(path)
-        if path.suffix in (".sqlite", ".db"):
-            self.db_path = path
-        else:
-            self.db_path = path / STORE_FILENAME
+        self.db_path = store_path(path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.secrets = tuple(secret for secret in secrets if secret)
         # isolation_level=None: we open transactions ourselves, so "one outcome, one transaction"
@@ -430,9 +496,11 @@ class RunStore:
     # -- outcomes --
 
     def save_outcome(self, article: Article, result: ExtractionResult, *, key: str, run_id: str) -> None:
-        """Write one article's outcome (record or failure) and its attempts in one transaction."""
+        """Write one article's outcome (record or failure), its attempts and its model exchanges
+        (prompts stored once by hash, replies redacted) in one transaction."""
         now = _now()
         with self._transaction() as db:
+            self._save_exchanges(db, article.id, result.exchanges, key=key, run_id=run_id, now=now)
             db.executemany(
                 "INSERT INTO attempts (article_id, run_id, attempt, kind, model, prompt_tokens,"
                 " completion_tokens, total_tokens, latency_s, error, created)"
@@ -511,6 +579,48 @@ class RunStore:
                     "UPDATE articles SET status = 'failure', current_key = NULL WHERE id = ?", (article.id,)
                 )
 
+    def _save_exchanges(
+        self,
+        db: sqlite3.Connection,
+        article_id: str,
+        exchanges: Sequence[ModelExchange],
+        *,
+        key: str,
+        run_id: str,
+        now: str,
+    ) -> None:
+        if not exchanges:
+            return
+        prompts: dict[str, str] = {}
+        for exchange in exchanges:
+            prompts.setdefault(exchange.system_hash, exchange.system_prompt)
+            prompts.setdefault(exchange.user_hash, exchange.user_prompt)
+        db.executemany(
+            "INSERT OR IGNORE INTO prompts (hash, text, first_seen) VALUES (?, ?, ?)",
+            [(digest, text, now) for digest, text in prompts.items()],
+        )
+        outcome_id = uuid.uuid4().hex
+        db.executemany(
+            "INSERT INTO exchanges (article_id, run_id, cache_key, outcome_id, attempt, chunk, system_hash,"
+            " user_hash, reply, finish_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    article_id,
+                    run_id,
+                    key,
+                    outcome_id,
+                    exchange.attempt,
+                    exchange.chunk,
+                    exchange.system_hash,
+                    exchange.user_hash,
+                    redact(exchange.reply, self.secrets),
+                    exchange.finish_reason,
+                    now,
+                )
+                for exchange in exchanges
+            ],
+        )
+
     # -- reading --
 
     def article(self, article_id: str) -> Article | None:
@@ -522,6 +632,153 @@ class RunStore:
             "SELECT path FROM article_sources WHERE article_id = ? ORDER BY path", (article_id,)
         )
         return [str(row["path"]) for row in rows]
+
+    def find_article(self, ref: str) -> list[Article]:
+        """The articles a user's reference names, most specific reading first.
+
+        ``ref`` may be a full article id, a source path (as read, or as an absolute path), a
+        prefix of the id's hex digest (with or without ``sha256:``), or the end of a source
+        path on a ``/`` boundary, e.g. a file's base name. The first reading that matches
+        anything wins; an id prefix and a file name that both match are all returned, so the
+        caller can report the reference as ambiguous. Paths are those ``article_sources`` holds,
+        i.e. what each path yields now.
+        """
+        ref = ref.strip()
+        if not ref:
+            return []
+        exact = self.article(ref)
+        if exact is not None:
+            return [exact]
+        paths = {ref, os.path.normpath(ref), os.path.abspath(ref)}
+        marks = ", ".join("?" for _ in paths)
+        ids = self._article_ids(
+            f"SELECT DISTINCT article_id FROM article_sources WHERE path IN ({marks})", tuple(paths)
+        )
+        if not ids:
+            digest = ref.lower().removeprefix("sha256:")
+            if re.fullmatch(r"[0-9a-f]+", digest):
+                prefix = "sha256:" + digest
+                ids = self._article_ids(
+                    "SELECT id FROM articles WHERE substr(id, 1, ?) = ?", (len(prefix), prefix)
+                )
+            tail = "/" + ref.lstrip("/")
+            ids += self._article_ids(
+                "SELECT DISTINCT article_id FROM article_sources WHERE substr(path, -?) = ?",
+                (len(tail), tail),
+            )
+        found = [self.article(article_id) for article_id in sorted(set(ids))]
+        return [article for article in found if article is not None]
+
+    def _article_ids(self, sql: str, params: tuple[Any, ...]) -> list[str]:
+        return [str(row[0]) for row in self._db.execute(sql, params)]
+
+    def outcome(self, article_id: str) -> ArticleOutcome | None:
+        """The article's current outcome (what the derived outputs say about it); None if unknown."""
+        row = self._db.execute(
+            "SELECT status, current_key FROM articles WHERE id = ?", (article_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        status = str(row["status"])
+        if status == "record" and row["current_key"] is not None:
+            found = self._db.execute(
+                "SELECT record_json, run_id FROM extractions WHERE article_id = ? AND cache_key = ?",
+                (article_id, row["current_key"]),
+            ).fetchone()
+            if found is not None:
+                return ArticleOutcome(
+                    status="record",
+                    cache_key=str(row["current_key"]),
+                    run_id=found["run_id"],
+                    record=IncidentRecord.model_validate_json(found["record_json"]),
+                )
+        if status == "failure":
+            found = self._db.execute("SELECT * FROM failures WHERE key = ?", (article_id,)).fetchone()
+            if found is not None:
+                return ArticleOutcome(
+                    status="failure",
+                    cache_key=found["cache_key"],
+                    run_id=found["run_id"],
+                    failure=_failure_from_row(found),
+                )
+        return ArticleOutcome(status="pending")
+
+    def prompt_text(self, prompt_hash: str) -> str | None:
+        """The prompt stored under ``prompt_hash`` (a ``ModelExchange`` system or user hash)."""
+        row = self._db.execute("SELECT text FROM prompts WHERE hash = ?", (prompt_hash,)).fetchone()
+        return str(row["text"]) if row else None
+
+    def exchanges(self, article_id: str, *, all_runs: bool = False) -> list[ModelExchange]:
+        """The model exchanges behind the article's current outcome, in attempt order.
+
+        See ``exchange_log`` for which exchanges those are; ``all_runs`` returns every stored
+        exchange of the article instead, oldest outcome first.
+        """
+        return [stored.exchange for stored in self.exchange_log(article_id, all_runs=all_runs)]
+
+    def exchange_log(self, article_id: str, *, all_runs: bool = False) -> list[StoredExchange]:
+        """The article's stored exchanges with where they came from and their attempt rows.
+
+        By default, those saved with the newest outcome under the cache key of the article's
+        current outcome (record or failure), so they are what produced what the outputs show;
+        an article without a current outcome (pending) gets those of its newest saved outcome.
+        Empty when the current outcome was saved without exchanges (e.g. by an older version).
+        With ``all_runs``, every outcome's exchanges, oldest outcome first.
+        """
+        if all_runs:
+            rows = self._db.execute(
+                "SELECT * FROM exchanges WHERE article_id = ?"
+                " ORDER BY (SELECT MIN(id) FROM exchanges AS o WHERE o.outcome_id = exchanges.outcome_id),"
+                " attempt, chunk, id",
+                (article_id,),
+            ).fetchall()
+        else:
+            current = self.outcome(article_id)
+            if current is not None and current.cache_key is not None:
+                newest = self._db.execute(
+                    "SELECT outcome_id FROM exchanges WHERE article_id = ? AND cache_key = ?"
+                    " ORDER BY id DESC LIMIT 1",
+                    (article_id, current.cache_key),
+                ).fetchone()
+            else:
+                newest = self._db.execute(
+                    "SELECT outcome_id FROM exchanges WHERE article_id = ? ORDER BY id DESC LIMIT 1",
+                    (article_id,),
+                ).fetchone()
+            if newest is None:
+                return []
+            rows = self._db.execute(
+                "SELECT * FROM exchanges WHERE outcome_id = ? ORDER BY attempt, chunk, id",
+                (newest["outcome_id"],),
+            ).fetchall()
+        return [self._stored_exchange(row) for row in rows]
+
+    def _stored_exchange(self, row: sqlite3.Row) -> StoredExchange:
+        exchange = ModelExchange(
+            article_id=row["article_id"],
+            attempt=row["attempt"],
+            chunk=row["chunk"],
+            system_hash=row["system_hash"],
+            user_hash=row["user_hash"],
+            system_prompt=self.prompt_text(row["system_hash"]) or "",
+            user_prompt=self.prompt_text(row["user_hash"]) or "",
+            reply=row["reply"],
+            finish_reason=row["finish_reason"],
+        )
+        # The attempt rows of one outcome were written with the same timestamp in the same transaction.
+        log = self._db.execute(
+            "SELECT * FROM attempts WHERE article_id = ? AND run_id IS ? AND attempt = ? AND created = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (row["article_id"], row["run_id"], row["attempt"], row["created_at"]),
+        ).fetchone()
+        return StoredExchange(
+            exchange=exchange,
+            run_id=row["run_id"],
+            cache_key=row["cache_key"],
+            outcome_id=str(row["outcome_id"]),
+            created_at=str(row["created_at"]),
+            attempt_log=_attempt_from_row(log) if log is not None else None,
+        )
 
     def failed_articles(self, run_id: str | None = None) -> Iterator[Article]:
         """Articles of the input set of ``run_id`` (default: the latest run) whose outcome is a failure."""
@@ -559,19 +816,7 @@ class RunStore:
             (run_id, run_id),
         )
         for row in cursor:
-            yield FailureRow(
-                article_id=row["article_id"],
-                source_path=row["source_path"],
-                reason=row["reason"],
-                detail=row["detail"],
-                attempts=row["attempts"],
-                last_error=row["last_error"],
-                usage=Usage(
-                    prompt_tokens=row["prompt_tokens"],
-                    completion_tokens=row["completion_tokens"],
-                    total_tokens=row["total_tokens"],
-                ),
-            )
+            yield _failure_from_row(row)
 
     def outcome_counts(self, run_id: str | None = None) -> dict[str, int]:
         run_id = run_id or self.latest_input_run()
@@ -622,6 +867,38 @@ class _Transaction:
 
 def _input_key(path: str) -> str:
     return f"input:{path}"
+
+
+def _usage_from_row(row: sqlite3.Row) -> Usage:
+    return Usage(
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        total_tokens=row["total_tokens"],
+    )
+
+
+def _failure_from_row(row: sqlite3.Row) -> FailureRow:
+    return FailureRow(
+        article_id=row["article_id"],
+        source_path=row["source_path"],
+        reason=row["reason"],
+        detail=row["detail"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        usage=_usage_from_row(row),
+    )
+
+
+def _attempt_from_row(row: sqlite3.Row) -> AttemptLog:
+    return AttemptLog(
+        article_id=row["article_id"],
+        attempt=row["attempt"],
+        kind=row["kind"],
+        model=row["model"],
+        usage=_usage_from_row(row),
+        latency_s=row["latency_s"],
+        error=row["error"],
+    )
 
 
 def _article_from_row(row: sqlite3.Row) -> Article:

