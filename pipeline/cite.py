@@ -22,12 +22,14 @@ publication date or a weekday list from the prompt instead of reasoning.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from pipeline.attribute import SpeakerTable, default_table
 from pipeline.evidence import Sentence, attribution_for, locate_evidence, locate_statement
+from pipeline.ground import FIELD_KINDS
 from pipeline.normalize import resolve_date
 from schemas import (
     Agency,
@@ -45,6 +47,10 @@ from schemas import (
 )
 from schemas.contract import READING_FIELDS
 
+# Part of the cache key: bump it when a change here or in pipeline.evidence changes the record
+# built from the same reply, so a re-run does not serve records built by the old rules.
+EVIDENCE_VERSION = "1"
+
 _SECTION_TYPES: dict[str, type[Any]] = {
     "when": When,
     "where": Where,
@@ -58,6 +64,16 @@ def _hint_list(*numbers: int | None) -> list[int | None]:
     return [number for number in numbers if number is not None]
 
 
+# Kinds whose value is a proper noun the article spells out; the article's own spelling wins
+# over the model's when the two differ only in spacing, dots or case ("U. S." for "U.S.").
+_SNAPPED_KINDS = frozenset({"name", "agency", "phrase"})
+_SPACING_AND_DOTS = re.compile(r"[\s.]+")
+
+
+def _same_letters(a: str, b: str) -> bool:
+    return _SPACING_AND_DOTS.sub("", a).casefold() == _SPACING_AND_DOTS.sub("", b).casefold()
+
+
 def _cited(
     value: Any,
     path: str,
@@ -65,8 +81,18 @@ def _cited(
     sentences: Sequence[Sentence],
     text: str,
     table: SpeakerTable,
+    subject: str | None = None,
 ) -> Cited[Any]:
-    grounding = locate_evidence(value, path, sentences, hints, text=text, table=table)
+    grounding = locate_evidence(value, path, sentences, hints, text=text, table=table, subject=subject)
+    if (
+        isinstance(value, str)
+        and FIELD_KINDS.get(path) in _SNAPPED_KINDS
+        and grounding.value_start is not None
+        and grounding.value_end is not None
+    ):
+        surface = text[grounding.value_start : grounding.value_end]
+        if surface != value and _same_letters(surface, value):
+            value = surface
     if grounding.start is not None and grounding.end is not None:
         quote = text[grounding.start : grounding.end]
         sentence = _sentence_at(sentences, grounding.start)
@@ -109,11 +135,13 @@ def cite_reading(
     values: dict[str, dict[str, Cited[Any]]] = {name: {} for name in _SECTION_TYPES}
     for field in READING_FIELDS:
         value = getattr(reading, field.key)
-        if value is None:
+        if value is None or _repeats_a_wider_place(field.key, value, reading):
             continue
         section, name = field.record_path.split(".")
         hint = getattr(reading, field.sentence_key)
-        values[section][name] = _cited(value, field.record_path, _hint_list(hint), sentences, text, table)
+        values[section][name] = _cited(
+            value, field.record_path, _hint_list(hint), sentences, text, table, subject=reading.name
+        )
 
     when_precision = "unknown"
     raw = values["when"].get("raw_phrase")
@@ -162,6 +190,20 @@ def cite_reading(
         officers=Officers(**values["officers"]),
         statements=statements,
     )
+
+
+def _repeats_a_wider_place(key: str, value: Any, reading: ArticleReading) -> bool:
+    """True for a ``place`` that only repeats the city, county or state.
+
+    The contract asks for a street, address or landmark there, and small models
+    fill it with the city when the article names none ("Tempe" twice). Such a
+    place says nothing the city does not, and would make reconcile see a
+    street-level location where there is none, so it is left null.
+    """
+    if key != "place" or not isinstance(value, str):
+        return False
+    wider = [reading.city, reading.county, reading.state]
+    return any(isinstance(other, str) and _same_letters(value, other) for other in wider)
 
 
 def _padded(numbers: Sequence[int | None], length: int) -> list[int | None]:

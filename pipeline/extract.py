@@ -64,6 +64,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 import prompts
+from pipeline.cite import EVIDENCE_VERSION, cite_reading
 from pipeline.evidence import Sentence, number_sentences, split_sentences
 from pipeline.plans import DEFAULT_PLAN, PLANS, Plan
 from schemas import (
@@ -453,6 +454,7 @@ class Extractor:
         return {
             "model": self.endpoint.model,
             "plan": f"{CONTRACT_NAME}/{self.plan.name}",
+            "evidence": EVIDENCE_VERSION,
             "prompt_hash": self._prompt_hash,
             "schema_version": SCHEMA_VERSION,
             "schema_hash": hashlib.sha256(self._schema_json.encode()).hexdigest()[:16],
@@ -551,8 +553,6 @@ class Extractor:
     async def _extract_chunk(
         self, run: _ArticleRun, article: Article, sentences: Sequence[Sentence], part: int, parts: int
     ) -> _ChunkOutcome:
-        from pipeline.cite import cite_reading
-
         run.chunk_requests = 0
         run.chunk = part
         hooks = Hooks()

@@ -5,6 +5,7 @@ stages depend on the schema and never on each other's internals.
 """
 
 from schemas.article import Article
+from schemas.contract import ArticleReading
 from schemas.incident import (
     Conflict,
     ConflictValue,
@@ -33,7 +34,6 @@ from schemas.record import (
     When,
     Where,
 )
-from schemas.contract import ArticleReading
 from schemas.run import AttemptLog, ExtractionResult, FailureRow, ModelExchange
 
 __all__ = [

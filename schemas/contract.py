@@ -21,6 +21,7 @@ sentence key; ``pipeline.extract`` builds the record from it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -33,7 +34,9 @@ SentenceNumber = Annotated[int, Field(ge=1)]
 MAX_AGENCIES = 6
 MAX_SPEAKERS = 6
 
-EventType = Literal["shooting", "use of force", "arrest", "raid", "vehicle pursuit", "death in custody", "other"]
+EventType = Literal[
+    "shooting", "use of force", "arrest", "raid", "vehicle pursuit", "death in custody", "other"
+]
 Gender = Literal["male", "female"]
 ArmedWith = Literal["gun", "knife", "vehicle", "other weapon", "unarmed"]
 Outcome = Literal["killed", "injured", "arrested", "uninjured"]
@@ -63,11 +66,19 @@ NULL_LIKE = frozenset(
 )
 
 
+# "U. S. Border Patrol": tokenisers split initialisms, and a small model writes the pieces back
+# with spaces that no article has.
+_SPACED_INITIALS = re.compile(r"\b([A-Z])\. (?=[A-Z]\.)")
+
+
 def clean_null_like(value: Any) -> Any:
-    """``None`` for a string that only says "unknown" (any case, surrounding punctuation ignored)."""
-    if isinstance(value, str) and value.strip(" .\"'").casefold() in NULL_LIKE:
+    """``None`` for a string that only says "unknown" (any case, surrounding punctuation ignored);
+    other strings come back trimmed, with spaced initials closed up ("U. S." -> "U.S.")."""
+    if not isinstance(value, str):
+        return value
+    if value.strip(" .\"'").casefold() in NULL_LIKE:
         return None
-    return value
+    return _SPACED_INITIALS.sub(r"\1.", value.strip())
 
 
 class ArticleReading(BaseModel):

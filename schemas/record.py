@@ -266,7 +266,8 @@ class Provenance(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     chunks: int = Field(default=1, description="How many chunks the article was split into.")
     plan: str | None = Field(
-        default=None, description="The extraction plan (contract and prompt variant) that produced the record."
+        default=None,
+        description="The extraction plan (contract and prompt variant) that produced the record.",
     )
 
 
