@@ -40,7 +40,7 @@ from pipeline.batch import _decoding  # noqa: E402
 from pipeline.evaluate import score_records  # noqa: E402
 from pipeline.extract import ExtractionSettings, Extractor  # noqa: E402
 from pipeline.plans import DEFAULT_PLAN, PLANS  # noqa: E402
-from pipeline.providers import EMBEDDED_MODELS, DEFAULT_EMBEDDED_CHOICE  # noqa: E402
+from pipeline.providers import DEFAULT_EMBEDDED_CHOICE, EMBEDDED_MODELS  # noqa: E402
 from pipeline.sources import iter_sources  # noqa: E402
 from schemas import Article, ExtractionResult  # noqa: E402
 
@@ -48,7 +48,9 @@ DEFAULT_EXAMPLES = REPO_ROOT / "examples" / "tempe-traffic-stop"
 
 
 def example_articles(folder: Path, limit: int | None) -> list[Article]:
-    paths = sorted(p for p in folder.iterdir() if p.name[:1].isdigit() and p.suffix in {".md", ".html", ".txt"})
+    paths = sorted(
+        p for p in folder.iterdir() if p.name[:1].isdigit() and p.suffix in {".md", ".html", ".txt"}
+    )
     articles = [item for item in iter_sources(paths[:limit] if limit else paths) if isinstance(item, Article)]
     if not articles:
         raise SystemExit(f"no example articles under {folder}")
@@ -138,10 +140,14 @@ def print_table(rows: list[dict[str, Any]], folder: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=list(EMBEDDED_MODELS), choices=list(EMBEDDED_MODELS))
     parser.add_argument("--plans", nargs="+", default=sorted(PLANS), choices=sorted(PLANS))
-    parser.add_argument("--examples", type=Path, default=DEFAULT_EXAMPLES, help="Folder with articles and gold.json.")
+    parser.add_argument(
+        "--examples", type=Path, default=DEFAULT_EXAMPLES, help="Folder with articles and gold.json."
+    )
     parser.add_argument("--limit", type=int, help="Only the first N articles.")
     parser.add_argument("--json", type=Path, help="Write every row (with mismatches) here.")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -156,7 +162,16 @@ def main() -> int:
     rows = []
     for model in args.models:
         # A process per model: its peak RSS is its own, and one model's crash does not end the rest.
-        command = [sys.executable, __file__, "--one", model, "--examples", str(folder), "--plans", *args.plans]
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            model,
+            "--examples",
+            str(folder),
+            "--plans",
+            *args.plans,
+        ]
         if args.limit:
             command += ["--limit", str(args.limit)]
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
