@@ -1,10 +1,15 @@
 """A loopback OpenAI-compatible chat-completions server that misbehaves on purpose.
 
 It stands in for a model endpoint in tests and benchmarks. It is a stub, not a
-model: every proper answer is an ``IncidentFacts`` JSON built from the article
-text it receives (the text between the extractor's ``<<<ARTICLE ...>>>``
-markers, or the whole last user message if there are none), quoting the
-article's first sentence verbatim so the quote grounds.
+model: every proper answer is a schema-valid ``ArticleReading`` JSON (the flat
+contract of ``schemas/contract.py``: every key present) built from the request.
+It reads the numbered sentences of the first user message ("[1] ...",
+"[2] ...") and answers ``summary`` with the first few words of sentence 1 and
+``summary_sent: 1``; every other value is null and the lists are empty. Those
+words stand in sentence 1, so the pipeline finds the evidence there.
+
+A request is identified by the numbered sentences it carried (re-asks append
+messages after the first user message, so they share their article's key).
 
 Faults, each a fraction of requests (see :class:`FaultMix`):
 
@@ -13,17 +18,17 @@ Faults, each a fraction of requests (see :class:`FaultMix`):
 * ``truncated_body``: a 200 whose body stops mid-JSON and the connection closes
   (the client sees an incomplete response);
 * ``truncated_content``: a complete 200 whose message content is cut-off JSON
-  (what a model hitting ``max_tokens`` returns: the re-ask path);
+  with ``finish_reason: length`` (what a model hitting ``max_tokens`` returns);
 * ``drop``: the connection closes without any response;
 * ``slow``: this fraction of answers waits ``slow_s`` longer; every answer waits
   ``latency_s`` (the benchmark uses 200 ms).
 
-Which fault a request gets is a pure function of (seed, article text, how many
-requests that article has already made), so a run is reproducible no matter
+Which fault a request gets is a pure function of (seed, the request's numbered
+sentences, how many requests with those sentences came before), so a run is reproducible no matter
 in which order concurrent requests arrive.
 
-Every request is logged (:attr:`FaultServer.requests`) with the article text
-and the parsed body; the ``Authorization`` header is never logged.
+Every request is logged (:attr:`FaultServer.requests`) with the numbered
+sentences and the parsed body; the ``Authorization`` header is never logged.
 
 Run standalone (used by ``benchmarks/throughput.py``)::
 
@@ -43,8 +48,34 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-ARTICLE_BLOCK = re.compile(r"<<<(ARTICLE [0-9a-f]+)>>>\n(.*?)\n<<<END \1>>>", re.DOTALL)
-_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+NUMBERED_SENTENCE = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)
+SUMMARY_WORDS = 8
+
+# ArticleReading's scalar value keys with their sentence keys, in contract order (a stub keeps
+# its own copy rather than importing the pipeline: it plays the server, not the client).
+READING_KEYS = (
+    ("date_words", "date_sent"),
+    ("time_of_day", "time_sent"),
+    ("place", "place_sent"),
+    ("city", "city_sent"),
+    ("county", "county_sent"),
+    ("state", "state_sent"),
+    ("event_type", "event_sent"),
+    ("summary", "summary_sent"),
+    ("operation", "operation_sent"),
+    ("name", "name_sent"),
+    ("age", "age_sent"),
+    ("gender", "gender_sent"),
+    ("nationality", "nationality_sent"),
+    ("status", "status_sent"),
+    ("armed_with", "armed_sent"),
+    ("outcome", "outcome_sent"),
+    ("place_of_death", "death_sent"),
+    ("officers_involved", "involved_sent"),
+    ("officers_fired", "fired_sent"),
+    ("officer_injuries", "injuries_sent"),
+    ("officer_condition", "condition_sent"),
+)
 
 FAULT_KINDS = ("rate_limit", "server_error", "truncated_body", "truncated_content", "drop")
 
@@ -77,8 +108,10 @@ class FaultMix:
 @dataclass
 class RequestLog:
     article_key: str
-    """sha256 of the article text the request carried (the whole user message if no markers)."""
-    article_text: str
+    """sha256 of :attr:`sentences`."""
+    sentences: str
+    """The numbered sentences the request carried, one "[n] text" per line as sent (the whole
+    first user message if it has no numbered lines)."""
     nth: int
     """1-based: the how-many-th request for this article."""
     outcome: str
@@ -88,45 +121,48 @@ class RequestLog:
     received_at: float = 0.0
 
 
-def first_sentence(text: str) -> str:
-    """The first sentence of the first non-empty paragraph, verbatim (a substring of ``text``)."""
-    paragraph = next((p.strip() for p in text.split("\n") if p.strip()), "")
-    match = _SENTENCE_END.search(paragraph)
-    return paragraph[: match.end()] if match else paragraph
+def numbered_sentences(user_text: str) -> dict[int, str]:
+    """The "[n] text" lines of a user message, by number."""
+    return {int(match[1]): match[2] for match in NUMBERED_SENTENCE.finditer(user_text)}
 
 
-def facts_for(article_text: str) -> dict[str, Any]:
-    """A schema-valid IncidentFacts answer whose one cited value quotes the article verbatim."""
-    sentence = first_sentence(article_text) or article_text[:80]
-    return {
-        "when": {"date": None, "time_of_day": None, "raw_phrase": None, "precision": "unknown"},
-        "where": {
-            "place": None,
-            "city": None,
-            "county": None,
-            "state": None,
-            "country": None,
-            "precision": "unknown",
-        },
-        "what": {
-            "event_type": None,
-            "circumstances": {"value": sentence, "quote": sentence, "attribution": "outlet"},
-            "operation_name": None,
-        },
-        "agencies": [],
-        "subjects": [],
-        "officers": {"count_involved": None, "count_fired": None, "injuries": None, "condition": None},
-        "statements": [],
-    }
-
-
-def article_text_of(body: dict[str, Any]) -> str:
+def first_user_message(body: dict[str, Any]) -> str:
+    """The first user message: the article's sentences (re-asks append more messages after it)."""
     messages = body.get("messages") or []
-    user_texts = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    # The first user message holds the article; re-asks append more user messages after it.
-    first_user = next((t for t in user_texts if isinstance(t, str)), "")
-    match = ARTICLE_BLOCK.search(first_user)
-    return match.group(2) if match else first_user
+    return next(
+        (
+            m["content"]
+            for m in messages
+            if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str)
+        ),
+        "",
+    )
+
+
+def sentences_of(body: dict[str, Any]) -> str:
+    """What identifies a request: its numbered sentence lines, or the whole first user message."""
+    user = first_user_message(body)
+    lines = [match[0] for match in NUMBERED_SENTENCE.finditer(user)]
+    return "\n".join(lines) if lines else user
+
+
+def reading_for(user_text: str) -> dict[str, Any]:
+    """A schema-valid ArticleReading: a few words of sentence 1 as the summary, cited as sentence 1.
+
+    Without numbered sentences there is nothing to cite, and every value is null.
+    """
+    reading: dict[str, Any] = {}
+    for value_key, sentence_key in READING_KEYS:
+        reading[value_key] = None
+        reading[sentence_key] = None
+    reading.update({"agencies": [], "agency_sents": [], "speakers": [], "speaker_sents": []})
+    first = numbered_sentences(user_text).get(1, "")
+    words = first.split()[:SUMMARY_WORDS]
+    summary = " ".join(words).strip(" ,;:.!?\"'")
+    if summary:
+        reading["summary"] = summary
+        reading["summary_sent"] = 1
+    return reading
 
 
 class FaultServer:
@@ -200,7 +236,7 @@ class FaultServer:
 
     def requests_containing(self, marker: str) -> list[RequestLog]:
         with self._lock:
-            return [log for log in self.requests if marker in log.article_text]
+            return [log for log in self.requests if marker in log.sentences]
 
     def outcome_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -294,14 +330,14 @@ class FaultServer:
             }
             await self._send_json(writer, 401, error)
             return True
-        text = article_text_of(body)
-        key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        sentences = sentences_of(body)
+        key = hashlib.sha256(sentences.encode("utf-8")).hexdigest()
         nth, outcome, slow = self._choose(key)
         with self._lock:
             self.requests.append(
                 RequestLog(
                     article_key=key,
-                    article_text=text,
+                    sentences=sentences,
                     nth=nth,
                     outcome=outcome,
                     body=body,
@@ -329,7 +365,7 @@ class FaultServer:
             error = {"error": {"message": message, "type": "server_error"}}
             await self._send_json(writer, 500, error, {"retry-after-ms": retry_headers["retry-after-ms"]})
             return True
-        content = json.dumps(facts_for(text))
+        content = json.dumps(reading_for(first_user_message(body)))
         if outcome == "truncated_content":
             content = content[: len(content) // 2]
         completion = {

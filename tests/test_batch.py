@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_server import ARTICLE_BLOCK, FaultMix, FaultServer
+from fault_server import FaultMix, FaultServer
 
 import prompts
 from pipeline.batch import BatchSummary, Progress, run_batch
 from pipeline.cli import main
+from pipeline.evidence import number_sentences, split_sentences
 from pipeline.extract import ExtractionSettings, Extractor
 from pipeline.providers import Endpoint
 from pipeline.ratelimit import RateLimiter, TokenBucket
@@ -69,6 +70,11 @@ def run(
             await used.aclose()
 
     return asyncio.run(go())
+
+
+def numbered(text: str) -> str:
+    """The numbered sentences a request for ``text`` carries (how the fault server tells requests apart)."""
+    return number_sentences(split_sentences(text))
 
 
 def jsonl(path: Path) -> list[dict[str, Any]]:
@@ -119,8 +125,8 @@ def test_an_unchanged_rerun_makes_no_requests_and_refresh_asks_again(tmp_path: P
 
         server.reset()
         refreshed = run(articles, server, store, refresh=True)
-        asked = {content_hash(log.article_text) for log in server.requests}
-        assert asked == {a.id for a in articles}
+        asked = {log.sentences for log in server.requests}
+        assert asked == {numbered(a.text) for a in articles}
         assert refreshed.cached_records == refreshed.cached_failures == 0
 
 
@@ -419,14 +425,16 @@ def test_retry_failed_asks_again_only_for_the_failed_articles(
     out = tmp_path / "out"
     cli_server.mix = FaultMix(truncated_content=0.5, seed=11)
     first = main(["run", str(tmp_path / "in"), "--out", str(out), "--model", MODEL, "-q", "--no-reconcile"])
-    failed_ids = {row["article_id"] for row in jsonl(out / "failures.jsonl")}
+    failed = jsonl(out / "failures.jsonl")
+    failed_ids = {row["article_id"] for row in failed}
     assert first == 1 and 0 < len(failed_ids) < 10
+    failed_stories = {numbered(story(int(Path(row["source_path"]).stem))) for row in failed}
 
     cli_server.mix = FaultMix()
     cli_server.reset()
     second = main(["retry-failed", str(out), "--model", MODEL, "-q"])
     assert second == 0, capsys.readouterr().err
-    assert {content_hash(log.article_text) for log in cli_server.requests} == failed_ids
+    assert {log.sentences for log in cli_server.requests} == failed_stories
     assert len(cli_server.requests) == len(failed_ids)
     assert len(jsonl(out / "records.jsonl")) == 10
     assert jsonl(out / "failures.jsonl") == []

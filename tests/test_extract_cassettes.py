@@ -7,8 +7,12 @@ settings or article text makes replay fail instead of returning a stale
 answer. Re-record with ``--record-mode=rewrite`` (see docs/cassettes.md),
 which starts the embedded model.
 
-The model is tiny and mostly wrong, so these tests check what the pipeline
-guarantees about its output, never the values the model chose.
+Two kinds of checks: what the pipeline guarantees about any output (a record
+with provenance and located evidence, or an explained failure), and what was
+recorded. When recording, each article's outcome (every value with its
+evidence status and sentence) is written to ``cassettes/extract/outcomes.json``
+from the run itself; replay must reproduce it exactly, so a change that turns a
+recorded record into a failure, or changes one of its values, fails a test.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import pytest
 from conftest import CASSETTES_DIR, example_article_paths
 from pydantic import BaseModel
 
+from pipeline.batch import _decoding
 from pipeline.extract import ExtractionSettings, Extractor
-from pipeline.providers import EMBEDDED, EmbeddedServer, Endpoint, default_embedded_model
+from pipeline.providers import EMBEDDED, Endpoint, open_endpoint
 from schemas import Article, Cited, ExtractionResult, GroundingStatus, IncidentRecord, Statement
 
 ENDPOINT_FILE = CASSETTES_DIR / "extract" / "endpoint.json"
+OUTCOMES_FILE = CASSETTES_DIR / "extract" / "outcomes.json"
 # Nothing listens on the discard port; in replay mode vcrpy answers before any connection.
 DEAD_URL = "http://127.0.0.1:9/v1"
 # Failure reasons a recorded (transport-fault-free) run can legitimately produce.
@@ -48,10 +54,10 @@ def recorded_endpoint(record_mode: str) -> Iterator[Endpoint]:
             provider=saved["provider"],
             context_tokens=saved["context_tokens"],
             extra_body=saved["extra_body"],
+            recommended=saved["recommended"],
         )
         return
-    gguf = default_embedded_model()
-    with EmbeddedServer(gguf, concurrency=1) as endpoint:
+    with open_endpoint(model=None, gguf=None, concurrency=1, env={}) as endpoint:
         ENDPOINT_FILE.parent.mkdir(parents=True, exist_ok=True)
         ENDPOINT_FILE.write_text(
             json.dumps(
@@ -60,7 +66,7 @@ def recorded_endpoint(record_mode: str) -> Iterator[Endpoint]:
                     "provider": endpoint.provider,
                     "context_tokens": endpoint.context_tokens,
                     "extra_body": dict(endpoint.extra_body),
-                    "gguf": gguf.name,
+                    "recommended": dict(endpoint.recommended),
                 },
                 indent=2,
             )
@@ -70,14 +76,20 @@ def recorded_endpoint(record_mode: str) -> Iterator[Endpoint]:
         yield endpoint
 
 
-# Default settings, except: no transport retries (a request missing from the cassette fails at
-# once instead of backing off five times) and a long timeout (recording on a busy machine).
-# Neither changes a request body, so replay still matches what was recorded.
-CASSETTE_SETTINGS = ExtractionSettings(max_transport_retries=0, timeout_s=1200.0)
+def cassette_settings(endpoint: Endpoint) -> ExtractionSettings:
+    """The settings the CLI uses for this model (its recommended re-asks and max tokens), except:
+    no transport retries (a request missing from the cassette fails at once instead of backing
+    off five times) and a long timeout (recording on a busy machine). Neither changes a request
+    body, so replay still matches what was recorded."""
+    import argparse
+
+    return ExtractionSettings(
+        max_transport_retries=0, timeout_s=1200.0, **_decoding(argparse.Namespace(), endpoint)
+    )
 
 
 def extract_one(endpoint: Endpoint, article: Article) -> tuple[ExtractionResult, Extractor]:
-    extractor = Extractor(endpoint, CASSETTE_SETTINGS)
+    extractor = Extractor(endpoint, cassette_settings(endpoint))
 
     async def go() -> ExtractionResult:
         try:
@@ -148,8 +160,40 @@ def check_result(result: ExtractionResult, article: Article, extractor: Extracto
             continue
         assert grounding.start is not None and grounding.end is not None
         assert 0 <= grounding.start < grounding.end <= len(article.text), path
-        if grounding.status == GroundingStatus.exact:
-            assert article.text[grounding.start : grounding.end] == cited.quote, path
+        # Evidence is always the article's own text: the sentence (or the quotation) it sits in.
+        assert article.text[grounding.start : grounding.end] == cited.quote, path
+        assert grounding.sentence is not None, f"{path}: evidence names its sentence"
+        if grounding.value_start is not None and grounding.value_end is not None:
+            assert grounding.start <= grounding.value_start < grounding.value_end <= grounding.end, path
+    assert provenance.plan is not None and provenance.plan.endswith(extractor.plan.name)
+    assert [e.attempt for e in result.exchanges] == [a.attempt for a in attempts], "every request is kept"
+    assert all(e.reply for e in result.exchanges), "every recorded request has its raw reply"
+
+
+def outcome_of(result: ExtractionResult) -> dict[str, Any]:
+    """What a recording produced, in a form that is compared exactly on replay."""
+    if result.record is None:
+        assert result.failure is not None
+        return {"failure": result.failure.reason, "detail": result.failure.detail}
+    values: dict[str, Any] = {}
+    for path, cited in cited_values(result.record):
+        grounding = cited.grounding
+        shown = cited.quote if isinstance(cited, Statement) else cited.value
+        values[path] = {
+            "value": shown,
+            "status": None if grounding is None else str(grounding.status),
+            "sentence": None if grounding is None else grounding.sentence,
+            "supported": None if grounding is None else grounding.supported,
+            "speaker": cited.speaker_id if isinstance(cited, Statement) else cited.speaker,
+        }
+    return {"record": values}
+
+
+def _outcomes() -> dict[str, Any]:
+    if not OUTCOMES_FILE.is_file():
+        return {}
+    data: dict[str, Any] = json.loads(OUTCOMES_FILE.read_text(encoding="utf-8"))
+    return data
 
 
 @pytest.mark.vcr
@@ -172,6 +216,13 @@ def test_recorded_extraction_yields_a_checked_record_or_an_explained_failure(
     if record_mode == "none":
         assert vcr.play_count == len(result.attempts), "each request was answered from the cassette"
         assert vcr.all_played, "the cassette holds no exchange this run did not make"
+        recorded = _outcomes().get(name)
+        assert recorded is not None, f"no recorded outcome for {name} in {OUTCOMES_FILE.name}; re-record"
+        assert outcome_of(result) == recorded, "replay must reproduce the recorded outcome exactly"
+    else:
+        outcomes = _outcomes()
+        outcomes[name] = outcome_of(result)
+        OUTCOMES_FILE.write_text(json.dumps(outcomes, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def test_the_recordings_cover_every_example_article() -> None:
@@ -187,11 +238,22 @@ def test_the_recordings_cover_every_example_article() -> None:
 def test_live_embedded_model_extracts_an_example_article_end_to_end(
     example_articles: dict[str, Article],
 ) -> None:
-    """Runs the default embedded model for real (tens of seconds to minutes on 2 cores)."""
+    """Runs the default embedded model for real (tens of seconds on 2 cores)."""
     article = example_articles[ARTICLE_NAMES[0]]
-    with EmbeddedServer(default_embedded_model(), concurrency=1) as endpoint:
+    with open_endpoint(model=None, gguf=None, concurrency=1, env={}) as endpoint:
         result, extractor = extract_one(endpoint, article)
     check_result(result, article, extractor)
+    assert result.record is not None, "the default model fills a record for the first example article"
+
+
+def test_replay_reproduces_a_record_for_every_example_article() -> None:
+    """The recorded default model filled a record, not a failure, for each example article."""
+    outcomes = _outcomes()
+    if not outcomes:
+        pytest.skip("no cassettes recorded yet")
+    assert sorted(outcomes) == sorted(ARTICLE_NAMES)
+    failed = [name for name, outcome in outcomes.items() if "record" not in outcome]
+    assert failed == [], f"recorded failures: {failed}"
 
 
 def test_cassettes_hold_no_credentials() -> None:
