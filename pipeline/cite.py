@@ -29,7 +29,7 @@ from typing import Any
 
 from pipeline.attribute import SpeakerTable, default_table
 from pipeline.evidence import Sentence, attribution_for, locate_evidence, locate_statement
-from pipeline.ground import FIELD_KINDS
+from pipeline.ground import FIELD_KINDS, US_STATES
 from pipeline.normalize import resolve_date
 from schemas import (
     Agency,
@@ -66,6 +66,10 @@ def _hint_list(*numbers: int | None) -> list[int | None]:
 
 # Kinds whose value is a proper noun the article spells out; the article's own spelling wins
 # over the model's when the two differ only in spacing, dots or case ("U. S." for "U.S.").
+_STATE_WORDS = frozenset(
+    word for state, abbreviations in US_STATES.items() for word in (*state.split(), *abbreviations)
+)
+_FILLER_WORDS = frozenset({"the", "in", "of", "near", "area", "city", "town", "county", "state"})
 _SNAPPED_KINDS = frozenset({"name", "agency", "phrase"})
 _SPACING_AND_DOTS = re.compile(r"[\s.]+")
 
@@ -192,18 +196,24 @@ def cite_reading(
     )
 
 
+_WORD = re.compile(r"[^\W\d_]+")
+
+
 def _repeats_a_wider_place(key: str, value: Any, reading: ArticleReading) -> bool:
-    """True for a ``place`` that only repeats the city, county or state.
+    """True for a ``place`` that only repeats the city, county or state ("Tempe", "Riverside, Ohio").
 
     The contract asks for a street, address or landmark there, and small models
-    fill it with the city when the article names none ("Tempe" twice). Such a
-    place says nothing the city does not, and would make reconcile see a
-    street-level location where there is none, so it is left null.
+    fill it with the city when the article names none. Such a place says
+    nothing the wider fields do not, and would make reconcile see a
+    street-level location where there is none, so it is left null. A place
+    with any word of its own ("Apache Boulevard", "the Quick Stop") is kept.
     """
     if key != "place" or not isinstance(value, str):
         return False
-    wider = [reading.city, reading.county, reading.state]
-    return any(isinstance(other, str) and _same_letters(value, other) for other in wider)
+    wider = " ".join(str(other) for other in (reading.city, reading.county, reading.state) if other)
+    known = {word.casefold() for word in _WORD.findall(wider)} | _STATE_WORDS | _FILLER_WORDS
+    words = [word.casefold() for word in _WORD.findall(value)]
+    return bool(words) and all(word in known for word in words)
 
 
 def _padded(numbers: Sequence[int | None], length: int) -> list[int | None]:

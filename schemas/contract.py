@@ -114,7 +114,7 @@ class ArticleReading(BaseModel):
     gender_sent: SentenceNumber | None
     nationality: str | None
     nationality_sent: SentenceNumber | None
-    status: str | None = Field(description="Legal or other status as someone claims it.")
+    status: str | None = Field(description="Legal status, only as the article states it.")
     status_sent: SentenceNumber | None
     armed_with: ArmedWith | None
     armed_sent: SentenceNumber | None
@@ -159,7 +159,7 @@ class ArticleReading(BaseModel):
     @classmethod
     def _drop_null_like_items(cls, value: Any) -> Any:
         if isinstance(value, list):
-            return [item for item in value if clean_null_like(item) is not None]
+            return [cleaned for cleaned in map(clean_null_like, value) if cleaned is not None]
         return value
 
 

@@ -82,7 +82,9 @@ def test_killed_run_resumes_without_re_requesting_finished_articles(tmp_path: Pa
         assert resumed.returncode == 0, stderr
 
         # The server tells requests apart by the numbered sentences they carry.
-        by_sentences = {number_sentences(split_sentences(story(i))): content_hash(story(i)) for i in range(ARTICLES)}
+        by_sentences = {
+            number_sentences(split_sentences(story(i))): content_hash(story(i)) for i in range(ARTICLES)
+        }
         asked_again = [by_sentences[log.sentences] for log in server.requests]
     assert not set(asked_again) & finished, "a finished article was requested again"
     assert set(asked_again) == every_id - finished
