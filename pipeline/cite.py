@@ -86,8 +86,11 @@ def _cited(
     text: str,
     table: SpeakerTable,
     subject: str | None = None,
+    sentence_offset: int = 0,
 ) -> Cited[Any]:
     grounding = locate_evidence(value, path, sentences, hints, text=text, table=table, subject=subject)
+    if grounding.sentence is not None:
+        grounding.sentence += sentence_offset
     if (
         isinstance(value, str)
         and FIELD_KINDS.get(path) in _SNAPPED_KINDS
@@ -130,12 +133,20 @@ def cite_reading(
     sentences: Sequence[Sentence],
     published: date | None,
     table: SpeakerTable | None = None,
+    sentence_offset: int = 0,
 ) -> IncidentFacts:
     """Build cited facts from one reading of ``sentences`` (a whole article or one chunk of it).
 
     ``sentences`` are numbered as the model saw them; their offsets point into ``text``.
+    ``sentence_offset`` is how many article sentences come before them, so that every
+    ``Grounding.sentence`` is a sentence number in the whole article.
     """
-    table = table or default_table()
+
+    speakers = table or default_table()
+
+    def cited(value: Any, path: str, hints: list[int | None], subject: str | None = None) -> Cited[Any]:
+        return _cited(value, path, hints, sentences, text, speakers, subject, sentence_offset)
+
     values: dict[str, dict[str, Cited[Any]]] = {name: {} for name in _SECTION_TYPES}
     for field in READING_FIELDS:
         value = getattr(reading, field.key)
@@ -143,18 +154,14 @@ def cite_reading(
             continue
         section, name = field.record_path.split(".")
         hint = getattr(reading, field.sentence_key)
-        values[section][name] = _cited(
-            value, field.record_path, _hint_list(hint), sentences, text, table, subject=reading.name
-        )
+        values[section][name] = cited(value, field.record_path, _hint_list(hint), reading.name)
 
     when_precision = "unknown"
     raw = values["when"].get("raw_phrase")
     if raw is not None:
         iso, when_precision = _date_value(str(raw.value), published)
         if iso is not None:
-            values["when"]["date"] = _cited(
-                iso, "when.date", _hint_list(reading.date_sent), sentences, text, table
-            )
+            values["when"]["date"] = cited(iso, "when.date", _hint_list(reading.date_sent))
             if raw.grounding is not None and values["when"]["date"].grounding is not None:
                 # The date is evidenced where its words are, even when the weekday alone
                 # cannot be checked against the ISO date.
@@ -178,12 +185,12 @@ def cite_reading(
     )
 
     agencies = [
-        Agency(name=_cited(name, "agencies.name", _hint_list(hint), sentences, text, table))
+        Agency(name=cited(name, "agencies.name", _hint_list(hint)))
         for name, hint in zip(
             reading.agencies, _padded(reading.agency_sents, len(reading.agencies)), strict=True
         )
     ]
-    statements = _statements(reading, sentences, text)
+    statements = _statements(reading, sentences, text, sentence_offset)
     subjects = [Subject(**values["subjects"])] if values["subjects"] else []
     return IncidentFacts(
         when=When(**values["when"], precision=when_precision),
@@ -232,7 +239,9 @@ def _dedupe_agencies(agencies: list[Agency]) -> list[Agency]:
     return kept
 
 
-def _statements(reading: ArticleReading, sentences: Sequence[Sentence], text: str) -> list[Statement]:
+def _statements(
+    reading: ArticleReading, sentences: Sequence[Sentence], text: str, sentence_offset: int
+) -> list[Statement]:
     """One statement per located quotation of each named speaker.
 
     A speaker whose quotation cannot be found in the article and whose cited
@@ -259,7 +268,7 @@ def _statements(reading: ArticleReading, sentences: Sequence[Sentence], text: st
                         start=start,
                         end=end,
                         score=100.0,
-                        sentence=sentence.number,
+                        sentence=sentence.number + sentence_offset,
                     ),
                 )
             )

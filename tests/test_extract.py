@@ -984,11 +984,6 @@ def test_long_article_is_extracted_in_chunks_and_merged() -> None:
     assert state.quote == ARIZONA == article.text[grounding.start : grounding.end]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline bug: Grounding.sentence of a value from a later chunk is its number within the "
-    "chunk, not within the article (pipeline.extract cites each chunk with its renumbered sentences)",
-)
 def test_a_value_from_a_later_chunk_names_its_sentence_number_in_the_whole_article() -> None:
     """(mock transport) ``Grounding.sentence`` is "the article sentence holding the evidence"."""
     server = ScriptedServer(answer_by_chunk)
@@ -1060,3 +1055,19 @@ def test_empty_article_is_a_failure_row_without_any_request() -> None:
     assert result.failure is not None and result.failure.reason == "empty"
     assert server.requests == []
     assert result.exchanges == []
+
+
+def test_the_response_model_is_prepared_for_instructor_once_through_its_public_api() -> None:
+    """(no transport) instructor wraps a plain model in a new class on every request, which cost
+    half the CPU of a batch; our response model is already an ``instructor.OpenAISchema``, so it is
+    used as it is, and it sends exactly the contract's schema."""
+    import instructor
+
+    from pipeline.extract import RESPONSE_MODEL
+
+    assert issubclass(RESPONSE_MODEL, instructor.OpenAISchema)
+    assert issubclass(RESPONSE_MODEL, ArticleReading)
+    assert RESPONSE_MODEL.model_json_schema() == ArticleReading.model_json_schema()
+    first = RESPONSE_MODEL.model_json_schema()
+    first["properties"].clear()
+    assert RESPONSE_MODEL.model_json_schema()["properties"], "callers get a copy of the cached schema"
