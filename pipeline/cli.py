@@ -16,9 +16,9 @@ from pipeline.plans import PLAN_NAMES
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from schemas import IncidentFacts, IncidentRecord
+    from schemas import ArticleReading, IncidentFacts, IncidentRecord
 
-    model = IncidentRecord if args.record else IncidentFacts
+    model = ArticleReading if args.contract else IncidentRecord if args.record else IncidentFacts
     print(json.dumps(model.model_json_schema(), indent=2))
     return 0
 
@@ -197,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="Print the JSON Schema of the incident record.")
     p.add_argument("--record", action="store_true", help="The stored record (with grounding and provenance).")
+    p.add_argument(
+        "--contract",
+        action="store_true",
+        help="What the model fills: flat values with sentence numbers (schemas/contract.py).",
+    )
     p.set_defaults(func=_cmd_schema)
     return parser
 
