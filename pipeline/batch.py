@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from pipeline.ratelimit import RateLimiter
-from pipeline.store import RunStore, cache_key, redact
+from pipeline.redact import redact
+from pipeline.store import RunStore, cache_key
 from schemas import Article, ExtractionResult, FailureRow, Usage
 
 if TYPE_CHECKING:

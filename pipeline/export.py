@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline import __version__
+from pipeline.redact import redact
 from pipeline.tables import (
     ARTICLES,
     CONFLICTS,
@@ -703,13 +704,9 @@ def _export_to_db(data: RunData, url: str) -> ExportCounts:
         with psycopg.connect(url) as pg:  # commits on success, rolls back on error
             return _write_sql(_SqlWriter(pg, "postgresql"), data, tables=TABLES, prune="owned")
     except psycopg.OperationalError as exc:
-        raise ExportError(f"cannot connect to the database: {_redact_url(str(exc))}") from exc
+        raise ExportError(f"cannot connect to the database: {redact(str(exc))}") from exc
     except psycopg.Error as exc:
-        raise ExportError(f"the database refused the export: {_redact_url(str(exc))}") from exc
-
-
-def _redact_url(text: str) -> str:
-    return re.sub(r"(://[^/\s:@]+:)[^@\s/]+@", r"\1[redacted]@", text)
+        raise ExportError(f"the database refused the export: {redact(str(exc))}") from exc
 
 
 # ---------------------------------------------------------------------------

@@ -37,7 +37,6 @@ import email.utils
 import hashlib
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -67,6 +66,7 @@ import prompts
 from pipeline.cite import EVIDENCE_VERSION, cite_reading
 from pipeline.evidence import Sentence, number_sentences, split_sentences
 from pipeline.plans import DEFAULT_PLAN, PLANS, Plan
+from pipeline.redact import redact
 from schemas import (
     SCHEMA_VERSION,
     Article,
@@ -226,15 +226,10 @@ def merge_facts(parts: Sequence[IncidentFacts]) -> IncidentFacts:
 
 # --- transport helpers ----------------------------------------------------------------------
 
-_SECRET_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-]{6,}")
-
 
 def describe_error(error: BaseException, *, secret: str | None = None) -> str:
-    """``Class: message`` with API keys scrubbed and length capped."""
-    text = f"{type(error).__name__}: {error}"
-    if secret and secret in text:
-        text = text.replace(secret, "***")
-    text = _SECRET_PATTERN.sub("sk-***", text)
+    """``Class: message`` with secrets scrubbed (pipeline.redact) and length capped."""
+    text = redact(f"{type(error).__name__}: {error}", [secret] if secret else []) or ""
     return text if len(text) <= ERROR_TEXT_LIMIT else text[:ERROR_TEXT_LIMIT] + "..."
 
 

@@ -55,6 +55,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from pipeline.redact import redact
 from schemas import (
     SCHEMA_VERSION,
     Article,
@@ -184,31 +185,6 @@ CREATE TABLE IF NOT EXISTS exchanges (
 );
 CREATE INDEX IF NOT EXISTS exchanges_by_article ON exchanges (article_id);
 """
-
-# Strings that look like credentials; scrubbed from every error text we store.
-_SECRET_PATTERNS = (
-    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-.=]{8,}"),
-    re.compile(r"(?i)(api[_-]?key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]{6,}"),
-    re.compile(r"(?i)(://[^/\s:@]+:)[^@\s/]+(@)"),
-)
-
-
-def redact(text: str | None, secrets: Iterable[str] = ()) -> str | None:
-    """``text`` with known secret values and credential-shaped strings replaced by ``[redacted]``."""
-    if text is None:
-        return None
-    for secret in secrets:
-        if secret and len(secret) >= 6:
-            text = text.replace(secret, "[redacted]")
-    for pattern in _SECRET_PATTERNS:
-        if pattern.groups == 0:
-            text = pattern.sub("[redacted]", text)
-        elif pattern.groups == 1:
-            text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
-        else:
-            text = pattern.sub(lambda m: m.group(1) + "[redacted]" + m.group(2), text)
-    return text
 
 
 def cache_key(article_id: str, parts: Mapping[str, str]) -> str:

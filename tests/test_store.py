@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.store import RunStore, cache_key, redact
+from pipeline.redact import redact
+from pipeline.store import RunStore, cache_key
 from schemas import (
     Article,
     AttemptLog,
