@@ -452,8 +452,12 @@ def test_the_default_is_qwen_coder_1_5b_and_every_model_advises_settings() -> No
         "smollm2-135m",
     }
     for model in providers.EMBEDDED_MODELS.values():
-        assert model.recommended == {"max_reasks": 0, "max_tokens": 1024}
+        assert model.recommended["max_reasks"] == 0 and model.recommended["max_tokens"] == 1024
         assert model.parts or model.locate is not None
+    # Measured: the worked example helps the 1.5B and misleads the smaller models.
+    assert providers.EMBEDDED_MODELS["qwen2.5-coder-1.5b"].recommended["plan"] == "flat"
+    for name in ("qwen2.5-coder-0.5b", "gemma3-270m", "smollm2-135m"):
+        assert providers.EMBEDDED_MODELS[name].recommended["plan"] == "flat-no-example"
 
 
 def test_the_default_model_parts_are_exactly_the_pinned_dependencies() -> None:
