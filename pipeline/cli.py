@@ -94,6 +94,14 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         "--max-transport-retries", type=int, default=5, help="Retries after 429/5xx/timeouts (default 5)."
     )
     group.add_argument("--timeout", type=float, default=300.0, help="Seconds per request (default 300).")
+    group.add_argument(
+        "--stop-after-connection-failures",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Stop the run when N articles in a row fail because the endpoint cannot be reached "
+        "(connection refused or reset, DNS, timeouts); the rest stay pending. 0: never stop (default 5).",
+    )
     group.add_argument("--temperature", type=float, default=0.0)
     group.add_argument(
         "--max-tokens",
@@ -135,6 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="Also write dashboard tables to this database URL (postgresql://...).")
     p.add_argument("--no-reconcile", action="store_true", help="Skip the reconcile step.")
     p.add_argument("--quiet", "-q", action="store_true", help="No progress bar.")
+    from pipeline.sources import DEFAULT_MAX_ARTICLE_BYTES, parse_max_article_bytes
+
+    p.add_argument(
+        "--max-article-bytes",
+        type=parse_max_article_bytes,
+        default=DEFAULT_MAX_ARTICLE_BYTES,
+        metavar="N",
+        help=f"Refuse (as a 'too-large' failure) an input file or JSONL line over N bytes "
+        f"(default {DEFAULT_MAX_ARTICLE_BYTES}, 2 MiB).",
+    )
     _add_model_flags(p)
     p.set_defaults(func=_cmd_run)
 
@@ -150,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reconcile", help="Merge records into incidents and flag disagreements.")
     p.add_argument("records", type=Path, metavar="RECORDS.jsonl")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="Wait this long for a busy DIR.")
     p.set_defaults(func=_cmd_reconcile)
 
     p = sub.add_parser("eval", help="Score records against gold annotations.")
@@ -163,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["parquet", "csv", "sqlite"], action="append")
     p.add_argument("--to", type=Path, help="Directory for the files (default DIR/export).")
     p.add_argument("--db", help="Database URL (postgresql://...) to upsert the tables into.")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="Wait this long for a busy DIR.")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("report", help="Write the self-contained HTML review page.")

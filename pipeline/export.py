@@ -16,21 +16,23 @@ being exported (a shared database may hold other runs).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import errno
 import json
-import os
 import re
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from pipeline import __version__
+from pipeline.atomic import replaced_together
 from pipeline.redact import redact
+from pipeline.runlock import RunFolderBusy, run_folder_lock
 from pipeline.tables import (
     ARTICLES,
     CONFLICTS,
@@ -656,18 +658,20 @@ def write_run_store_tables(out_dir: Path, data: RunData | None = None) -> Export
 
 
 def write_sqlite_file(path: Path, data: RunData) -> ExportCounts:
-    """A standalone SQLite file with all six tables (articles included)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    conn = sqlite3.connect(tmp, isolation_level=None)
+    """A standalone SQLite file with all six tables (articles included), replacing ``path`` whole."""
+    with replaced_together() as files:
+        return _write_sqlite_to(files.temp_path(path), data)
+
+
+def _write_sqlite_to(path: Path, data: RunData) -> ExportCounts:
+    """Fill a new, empty SQLite file (SQLite takes an empty file as an empty database)."""
+    conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN")
         counts = _write_sql(_SqlWriter(conn, "sqlite"), data, tables=TABLES, prune="all")
         conn.execute("COMMIT")
     finally:
         conn.close()
-    os.replace(tmp, path)
     return counts
 
 
@@ -726,31 +730,24 @@ def _arrow_schema(table: Table) -> Any:
     return pa.schema([pa.field(c.name, types[c.type], nullable=c.nullable) for c in table.columns])
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(name)
-
-
 def write_parquet(table: Table, rows: Iterable[Row], path: Path) -> int:
+    """One table as a Parquet file, replacing ``path`` whole; returns the row count."""
+    with replaced_together() as files:
+        return _write_parquet_to(table, rows, files.temp_path(path))
+
+
+def _write_parquet_to(table: Table, rows: Iterable[Row], path: Path) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _arrow_schema(table)
-    tmp = _atomic_target(path)
     count = 0
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for batch in _batched(rows):
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                count += len(batch)
-            if count == 0:
-                writer.write_table(schema.empty_table())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with pq.ParquetWriter(path, schema) as writer:
+        for batch in _batched(rows):
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            count += len(batch)
+        if count == 0:
+            writer.write_table(schema.empty_table())
     return count
 
 
@@ -765,35 +762,41 @@ def _csv_cell(value: Any) -> Any:
 
 
 def write_csv(table: Table, rows: Iterable[Row], path: Path) -> int:
-    tmp = _atomic_target(path)
+    """One table as a CSV file, replacing ``path`` whole; returns the row count."""
+    with replaced_together() as files, files.open_text(path, newline="") as handle:
+        return _write_csv_to(table, rows, handle)
+
+
+def _write_csv_to(table: Table, rows: Iterable[Row], handle: IO[str]) -> int:
+    writer = csv.writer(handle)
+    writer.writerow(table.column_names)
     count = 0
-    try:
-        with tmp.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(table.column_names)
-            for row in rows:
-                writer.writerow([_csv_cell(row.get(n)) for n in table.column_names])
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(n)) for n in table.column_names])
+        count += 1
     return count
 
 
 def write_files(data: RunData, to: Path, formats: Sequence[str]) -> dict[str, ExportCounts]:
+    """Every table in every format under ``to``, replaced as one set: if any file fails,
+    none of the earlier export's files is touched."""
     results: dict[str, ExportCounts] = {}
-    for fmt in dict.fromkeys(formats):
-        if fmt == "sqlite":
-            results[fmt] = write_sqlite_file(to / STANDALONE_SQLITE, data)
-            continue
-        writer = write_parquet if fmt == "parquet" else write_csv
-        counts: dict[str, int] = {}
-        # Fresh lazy iterators per format: each format reads the rows once.
-        rows = iter_table_rows(data)
-        for table in TABLES:
-            counts[table.name] = writer(table, rows[table.name], to / f"{table.name}.{fmt}")
-        results[fmt] = ExportCounts(counts)
+    with replaced_together() as files:
+        for fmt in dict.fromkeys(formats):
+            if fmt == "sqlite":
+                results[fmt] = _write_sqlite_to(files.temp_path(to / STANDALONE_SQLITE), data)
+                continue
+            counts: dict[str, int] = {}
+            # Fresh lazy iterators per format: each format reads the rows once.
+            rows = iter_table_rows(data)
+            for table in TABLES:
+                target = to / f"{table.name}.{fmt}"
+                if fmt == "parquet":
+                    counts[table.name] = _write_parquet_to(table, rows[table.name], files.temp_path(target))
+                else:
+                    with files.open_text(target, newline="") as handle:
+                        counts[table.name] = _write_csv_to(table, rows[table.name], handle)
+            results[fmt] = ExportCounts(counts)
     return results
 
 
@@ -806,8 +809,32 @@ def export_command(args: argparse.Namespace) -> int:
 
     Always refreshes the tables inside the run store (when the directory has one);
     ``--format`` adds files under ``--to`` (default ``DIR/export``); ``--db`` upserts into a database.
+    Exit codes: 0 done; 1 the run or a destination cannot take the export (``ExportError``);
+    2 nothing done because ``DIR`` is in use by another command (``run``, another export).
     """
     out_dir = Path(args.out)
+    wait = float(getattr(args, "wait", 0) or 0)
+    with contextlib.ExitStack() as stack:
+        # The run folder is locked while it is read and written: an export during a run would
+        # write a snapshot of a half-finished run into its store. (No folder: load_run says so.)
+        if out_dir.is_dir():
+            try:
+                stack.enter_context(run_folder_lock(out_dir, command="export", wait=wait))
+            except RunFolderBusy as busy:
+                print(f"triangulate export: {busy}; wait for it to finish", file=sys.stderr)
+                return 2
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                # A folder this user cannot write, without a lock file: no command holds it
+                # (every holder creates the file first), so the export reads it as it is.
+                print(
+                    f"warning: cannot lock {out_dir} ({exc.strerror}); exporting without it", file=sys.stderr
+                )
+        return _export_locked(args, out_dir)
+
+
+def _export_locked(args: argparse.Namespace, out_dir: Path) -> int:
     formats: list[str] = list(args.format or [])
     try:
         data = load_run(out_dir)

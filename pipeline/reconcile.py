@@ -29,11 +29,10 @@ import argparse
 import dataclasses
 import gc
 import json
-import os
 import re
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 from pydantic import ValidationError
 from rapidfuzz import fuzz
 
+from pipeline.atomic import replaced_together
 from pipeline.cluster import Cluster, cluster_records
 from pipeline.normalize import (
     CACHE_SIZE,
@@ -60,6 +60,7 @@ from pipeline.normalize import (
     quotes_match,
     relate,
 )
+from pipeline.runlock import RunFolderBusy, run_folder_lock
 from schemas.incident import (
     FLAGGED_VERDICTS,
     Conflict,
@@ -814,20 +815,24 @@ def _jsonable_incident(shape: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_jsonl(path: Path, lines: Iterable[str]) -> None:
-    # Written beside the target and renamed, so a reader never sees half a file.
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for line in lines:
-            handle.write(line + "\n")
-    os.replace(tmp, path)
+INCIDENTS_FILENAME = "incidents.jsonl"
+CONFLICTS_FILENAME = "conflicts.jsonl"
 
 
 def write_outputs(result: ReconcileResult, out_dir: Path) -> None:
-    """``incidents.jsonl`` (one merged incident a line) and ``conflicts.jsonl`` (one flagged field a line)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out_dir / "incidents.jsonl", (_dump_line(i) for i in result.incidents))
-    _write_jsonl(out_dir / "conflicts.jsonl", (_dump_line(c) for c in result.conflicts))
+    """``incidents.jsonl`` (one merged incident a line) and ``conflicts.jsonl`` (one flagged field a line).
+
+    Both are replaced together (``pipeline.atomic``): a reader sees the old pair or the new one.
+    """
+    with (
+        replaced_together() as files,
+        files.open_text(out_dir / INCIDENTS_FILENAME) as inc_out,
+        files.open_text(out_dir / CONFLICTS_FILENAME) as con_out,
+    ):
+        for incident in result.incidents:
+            inc_out.write(_dump_line(incident) + "\n")
+        for conflict in result.conflicts:
+            con_out.write(_dump_line(conflict) + "\n")
 
 
 @dataclass
@@ -842,17 +847,14 @@ class RunCounts:
 def reconcile_to_dir(records: Sequence[IncidentRecord], out_dir: Path) -> RunCounts:
     """Reconcile and write both files as incidents are judged (the CLI path).
 
-    The files are byte-for-byte those of ``write_outputs(reconcile(records))``;
-    memory stays at the size of the input.
+    The files are byte-for-byte those of ``write_outputs(reconcile(records))``, and like
+    them replaced together; memory stays at the size of the input.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     counts = RunCounts(records=len(records))
-    incidents_path, conflicts_path = out_dir / "incidents.jsonl", out_dir / "conflicts.jsonl"
-    incidents_tmp = incidents_path.with_name(incidents_path.name + ".tmp")
-    conflicts_tmp = conflicts_path.with_name(conflicts_path.name + ".tmp")
     with (
-        incidents_tmp.open("w", encoding="utf-8") as inc_out,
-        conflicts_tmp.open("w", encoding="utf-8") as con_out,
+        replaced_together() as files,
+        files.open_text(out_dir / INCIDENTS_FILENAME) as inc_out,
+        files.open_text(out_dir / CONFLICTS_FILENAME) as con_out,
     ):
         for shape in _iter_shapes(records):
             # The shapes are written as they are, without building models:
@@ -863,8 +865,6 @@ def reconcile_to_dir(records: Sequence[IncidentRecord], out_dir: Path) -> RunCou
                 con_out.write(_json_line(conflict) + "\n")
                 counts.verdicts[conflict["verdict"]] += 1
             counts.incidents += 1
-    os.replace(incidents_tmp, incidents_path)
-    os.replace(conflicts_tmp, conflicts_path)
     return counts
 
 
@@ -901,11 +901,22 @@ def summary(counts: RunCounts) -> str:
 
 
 def reconcile_command(args: argparse.Namespace) -> int:
+    """``triangulate reconcile RECORDS.jsonl --out DIR``: 0 done, 1 some lines invalid (the rest
+    reconciled), 2 nothing done (no such file, not UTF-8, or ``DIR`` in use by another command)."""
     records_path: Path = args.records
     out_dir: Path = args.out
     if not records_path.is_file():
         print(f"error: {records_path}: no such file", file=sys.stderr)
         return 2
+    try:
+        with run_folder_lock(out_dir, command="reconcile", wait=float(getattr(args, "wait", 0) or 0)):
+            return _reconcile_locked(records_path, out_dir)
+    except RunFolderBusy as busy:
+        print(f"error: {busy}; wait for it or use another --out", file=sys.stderr)
+        return 2
+
+
+def _reconcile_locked(records_path: Path, out_dir: Path) -> int:
     try:
         records, errors = load_records(records_path)
     except UnicodeDecodeError as exc:
@@ -915,7 +926,7 @@ def reconcile_command(args: argparse.Namespace) -> int:
         print(f"error: {records_path}:{error.line}: invalid record: {error.message}", file=sys.stderr)
     counts = reconcile_to_dir(records, out_dir)
     print(summary(counts))
-    print(f"wrote {out_dir / 'incidents.jsonl'} and {out_dir / 'conflicts.jsonl'}")
+    print(f"wrote {out_dir / INCIDENTS_FILENAME} and {out_dir / CONFLICTS_FILENAME}")
     if errors:
         print(f"{len(errors)} invalid line(s) skipped; fix them and run again", file=sys.stderr)
         return 1

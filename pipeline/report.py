@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.atomic import replaced_together
 from pipeline.export import ExportError, RunData, load_run
 from pipeline.tables import TABLE_SCHEMA_VERSION, iter_cited
 from schemas import SCHEMA_VERSION, Grounding, IncidentRecord
@@ -345,10 +346,9 @@ def write_report(out_dir: Path, html_path: Path | None = None) -> Path:
     """Write the review page of a run directory (default ``DIR/report.html``); returns its path."""
     data = load_run(Path(out_dir))
     target = Path(html_path) if html_path else Path(out_dir) / REPORT_FILENAME
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(render_report(data), encoding="utf-8")
-    tmp.replace(target)
+    page = render_report(data)
+    with replaced_together() as files, files.open_text(target) as handle:
+        handle.write(page)
     for warning in data.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return target

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import html
 import json
+import os
 import re
 import shutil
 import sqlite3
+import stat
+import threading
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -41,6 +46,7 @@ from pipeline.export import (
     write_run_store_tables,
 )
 from pipeline.report import render_report, utf16_offset
+from pipeline.runlock import LOCK_FILENAME, run_folder_lock
 from pipeline.tables import (
     CONFLICTS,
     FIELD_VALUES,
@@ -459,6 +465,124 @@ def test_a_directory_with_only_records_jsonl_rereads_article_texts_from_their_fi
     assert len(data.incidents.incidents) == len(_jsonl(run_dir / "incidents.jsonl"))
 
 
+# --------------------------------------------------------------------------- the run folder and the files
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` but the lock file, whose holder details change by design."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != LOCK_FILENAME
+    }
+
+
+def test_export_refuses_a_run_folder_another_command_holds_and_writes_nothing(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _snapshot(run_dir)
+    to = tmp_path / "files"
+    with run_folder_lock(run_dir, command="run"):
+        rc = export_command(_args(run_dir, format=["csv"], to=to))
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        rf"triangulate export: {re.escape(str(run_dir))} is in use by `triangulate run` "
+        rf"\(pid {os.getpid()}, since \d\d:\d\d\); wait for it to finish\n",
+        err,
+    ), err
+    assert _snapshot(run_dir) == before
+    assert not to.exists()
+
+
+def test_export_with_wait_starts_only_after_the_holder_lets_go(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.export as export_module
+
+    holding, released = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with run_folder_lock(run_dir, command="run"):
+            holding.set()
+            time.sleep(1.0)
+            released.set()
+
+    started_after_release: list[bool] = []
+    write_store_tables = export_module.write_run_store_tables
+
+    def spy(out_dir: Path, data: Any = None) -> Any:
+        started_after_release.append(released.is_set())
+        return write_store_tables(out_dir, data)
+
+    monkeypatch.setattr(export_module, "write_run_store_tables", spy)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(5)
+        args = _args(run_dir)
+        args.wait = 30.0
+        assert export_command(args) == 0
+    finally:
+        holder.join()
+    assert started_after_release == [True]
+
+
+def test_export_of_a_folder_it_cannot_lock_or_write_reads_it_as_it_is_and_says_so(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_open = os.open
+
+    def refusing_open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        if Path(path).name == LOCK_FILENAME:  # a read-only folder (root ignores real permissions)
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    to = tmp_path / "files"
+    assert export_command(_args(run_dir, format=["csv"], to=to)) == 0
+    assert (
+        f"warning: cannot lock {run_dir} (Permission denied); exporting without it" in capsys.readouterr().err
+    )
+    assert {p.name for p in to.iterdir()} == {f"{t.name}.csv" for t in TABLES}
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664)])
+def test_exported_files_are_readable_by_group_and_other_as_the_umask_allows(
+    run_dir: Path, tmp_path: Path, umask: int, mode: int
+) -> None:
+    to = tmp_path / "files"
+    previous = os.umask(umask)
+    try:
+        assert export_command(_args(run_dir, format=["csv", "parquet", "sqlite"], to=to)) == 0
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in to.iterdir()}
+    assert len(modes) == 2 * len(TABLES) + 1
+    assert modes == dict.fromkeys(modes, mode)
+
+
+def test_a_failed_export_keeps_every_previous_file_and_leaves_no_temporary_one(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.export import RunIncidents, write_files
+
+    to = tmp_path / "files"
+    to.mkdir()
+    for table in TABLES:
+        (to / f"{table.name}.csv").write_text("previous export\n")
+    data = load_run(run_dir)
+
+    def broken_conflict_rows(self: RunIncidents) -> Any:
+        raise RuntimeError("conflicts could not be read")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(RunIncidents, "conflict_rows", broken_conflict_rows)
+    with pytest.raises(RuntimeError, match="conflicts could not be read"):
+        write_files(data, to, ["csv"])
+    assert _snapshot(to) == {f"{table.name}.csv": b"previous export\n" for table in TABLES}
+
+
 # --------------------------------------------------------------------------- report HTML (no browser)
 
 
@@ -536,6 +660,18 @@ def test_cli_report_writes_the_page_where_asked(run_dir: Path, tmp_path: Path) -
     assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert cli_main(["report", str(run_dir)]) == 0
     assert (run_dir / "report.html").exists()
+
+
+def test_report_leaves_someone_elses_temporary_file_alone(run_dir: Path) -> None:
+    (run_dir / ".report.html.tmp").write_text("not the report's\n")
+    assert cli_main(["report", str(run_dir)]) == 0
+    assert (run_dir / ".report.html.tmp").read_text() == "not the report's\n"
+    assert (run_dir / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert not [
+        p.name
+        for p in run_dir.iterdir()
+        if p.name.startswith(".report.html.") and p.name != ".report.html.tmp"
+    ]
 
 
 def test_report_lists_the_most_contradicted_incident_first(page_html: str, run_dir: Path) -> None:

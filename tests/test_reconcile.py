@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -383,3 +386,86 @@ def test_reconcile_command_reports_a_missing_file(tmp_path: Path, capsys: pytest
     rc = reconcile_command(argparse.Namespace(records=tmp_path / "nope.jsonl", out=tmp_path / "out"))
     assert rc == 2
     assert "no such file" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the run folder
+
+
+def test_reconcile_command_refuses_a_folder_another_command_holds_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.runlock import run_folder_lock
+
+    records_path = tmp_path / "records.jsonl"
+    _write_records(records_path, gold_records())
+    out = tmp_path / "out"
+    with run_folder_lock(out, command="run"):
+        rc = reconcile_command(argparse.Namespace(records=records_path, out=out))
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        rf"error: {re.escape(str(out))} is in use by `triangulate run` "
+        rf"\(pid {os.getpid()}, since \d\d:\d\d\); wait for it or use another --out\n",
+        err,
+    ), err
+    assert not (out / "incidents.jsonl").exists() and not (out / "conflicts.jsonl").exists()
+
+
+def test_reconcile_leaves_someone_elses_tmp_files_alone_and_writes_readable_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("incidents.jsonl.tmp", "conflicts.jsonl.tmp"):
+        (out / name).write_text("not reconcile's\n")
+    previous = os.umask(0o022)
+    try:
+        reconcile_to_dir(gold_records(), out)
+    finally:
+        os.umask(previous)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "conflicts.jsonl",
+        "conflicts.jsonl.tmp",
+        "incidents.jsonl",
+        "incidents.jsonl.tmp",
+    ]
+    for name in ("incidents.jsonl.tmp", "conflicts.jsonl.tmp"):
+        assert (out / name).read_text() == "not reconcile's\n"
+    for name in ("incidents.jsonl", "conflicts.jsonl"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644
+    assert len((out / "incidents.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_reconcile_that_fails_midway_keeps_both_previous_outputs_and_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.reconcile as reconcile_module
+
+    records = gold_records() + [record("zz", where={"city": cited("Chicago")}, subjects=[])]
+    reconcile_to_dir(records[:3], tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    judged = reconcile_module._conflict_dicts
+    calls = []
+
+    def fail_on_the_second_incident(incident: dict[str, Any]) -> list[dict[str, Any]]:
+        calls.append(incident["id"])
+        if len(calls) == 2:
+            raise RuntimeError("judging failed")
+        return judged(incident)
+
+    monkeypatch.setattr(reconcile_module, "_conflict_dicts", fail_on_the_second_incident)
+    with pytest.raises(RuntimeError, match="judging failed"):
+        reconcile_to_dir(records, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_write_outputs_replaces_both_files_or_neither(tmp_path: Path) -> None:
+    from schemas.incident import ReconcileResult
+
+    write_outputs(reconcile(gold_records()[:3]), tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = reconcile(gold_records())
+    unwritable = ReconcileResult.model_construct(
+        incidents=result.incidents, conflicts=[*result.conflicts, object()]
+    )
+    with pytest.raises(AttributeError):
+        write_outputs(unwritable, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
