@@ -18,23 +18,50 @@ Decisions worth knowing (also in docs/batch.md):
   the same story read from two paths is one article.
 * Metadata precedence: sidecar file > front matter > HTML ``<meta>`` tags.
   A sidecar is the curator's explicit word about a file, written after it.
-* Inside folders, files with other extensions, hidden files, sidecars,
-  README/LICENSE/CHANGELOG/NOTES files, and JSONL files whose first line is an
-  object without ``text`` (records, gold files) are skipped, the last with a
-  logged warning: a folder may hold ``gold.json``, images, notes or outputs
-  next to its articles. A file named explicitly
-  on the command line with an unsupported extension is a ``unsupported``
-  failure instead, because the user asked for it.
+* Size. One article's input, a file or one JSONL line, may hold at most
+  ``max_bytes`` bytes (``--max-article-bytes``, default 2 MiB); a larger one is
+  a ``too-large`` failure, because a book-length input would cost dozens of
+  requests. A file's size is checked before it is opened and no more than
+  ``max_bytes + 1`` bytes are ever read from it or from one JSONL line, so no
+  input can exhaust memory. A JSONL file itself may be any size: it is
+  streamed line by line.
+* Walking folders. Folders are walked recursively in sorted order (a folder's
+  files, then its subfolders). Symbolic links to files and folders are
+  followed; a link that leads back to a folder enclosing it, or that resolves
+  to itself, is a ``link-loop`` failure and is not followed (enclosing folders
+  are recognised by device and inode). Only regular files are opened, and
+  never in a way that can block: a FIFO, socket or device (say a link to
+  /dev/zero) is ``not-a-file``. A file or folder the OS will not let us read
+  or list is ``unreadable``; a broken symbolic link is ``missing``.
+* Skipped by rule inside folders: hidden files and folders (names starting
+  with "."), metadata sidecars, README/LICENSE/CHANGELOG/NOTES files, data
+  files (.json, .yaml, .yml, .csv, .tsv, .parquet, SQLite databases with
+  their -wal/-shm/-journal files), and JSONL files whose first line is an
+  object without ``text`` (records, gold files; with a logged warning): a
+  folder may hold ``gold.json``, notes or outputs next to its articles. Any
+  other file of a type we do not read (PDF, Word, images, no extension, ...)
+  is an ``unsupported-type`` failure naming the types we do read. A path
+  named on the command line is never skipped by these rules.
+* Paths as stored. A file name that is not valid UTF-8 reaches Python with
+  its undecodable bytes as lone surrogates, which SQLite, JSON and terminals
+  refuse; ``source_path`` and failure details show such bytes (and control
+  characters) as ``\\xNN`` escapes, so ``caf<0xE9>.txt`` is ``caf\\xe9.txt``.
+  The article id is still the hash of the text.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import codecs
+import errno
+import io
 import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import stat
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -53,6 +80,9 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
 SIDECAR_SUFFIXES = (".meta.yaml", ".meta.yml", ".meta.json")
+
+DEFAULT_MAX_ARTICLE_BYTES = 2 * 1024 * 1024
+MAX_ARTICLE_BYTES_FLAG = "--max-article-bytes"
 
 # Elements that are page furniture, never article prose.
 _DROPPED_TAGS = frozenset(
@@ -107,9 +137,23 @@ _BLOCK_TAGS = frozenset(
 )
 _HTML_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _FOLDER_NOTES = frozenset({"README", "LICENSE", "CHANGELOG", "NOTES"})
+# Data that accompanies a collection (gold files, lists of URLs, run stores): skipped in folders.
+_DATA_SUFFIXES = frozenset(
+    {".json", ".yaml", ".yml", ".csv", ".tsv", ".parquet", ".sqlite", ".sqlite3", ".db"}
+)
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 _WHITESPACE = re.compile(r"\s+")
 # Share of non-whitespace control characters above which a file is treated as binary.
 _BINARY_CONTROL_SHARE = 0.10
+# O_NONBLOCK: opening a FIFO that slipped past the type check returns at once instead of
+# waiting for a writer. O_NOCTTY: a terminal device never becomes our controlling terminal.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+# Bytes per read while skipping the rest of a JSONL line that is over the size cap.
+_SKIP_CHUNK = 64 * 1024
+# What a stored or printed path or detail must not carry raw: C0 controls, DEL, and lone
+# surrogates (Python's spelling of a file-name byte that is not valid UTF-8).
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
 
 
 class SourcedArticle(Article):
@@ -152,52 +196,136 @@ class _Metadata:
         )
 
 
-def iter_sources(paths: Sequence[Path]) -> Iterator[Article | FailureRow]:
+def iter_sources(
+    paths: Sequence[Path], *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
+) -> Iterator[Article | FailureRow]:
     """Yield one ``Article`` or ``FailureRow`` per input, in a deterministic order.
 
     Folders are walked recursively in sorted order. The same text read from two
     paths yields two ``Article``s with the same id (and different
     ``source_path``); the run store keeps both paths and extracts once.
+    ``max_bytes`` caps one article's input (a file, or one JSONL line).
     """
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
     for path in paths:
         path = Path(path)
-        if path.is_dir():
-            yield from _iter_folder(path)
-        elif path.exists():
-            yield from _iter_file(path, explicit=True)
+        try:
+            info = os.stat(path)
+        except OSError as error:
+            yield _failure(path, *_os_failure(path, error))
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            yield from _iter_folder(path, info, max_bytes)
         else:
-            yield _failure(path, "missing", f"{path}: no such file or folder")
+            yield from _iter_file(path, info, max_bytes, explicit=True)
 
 
-def _iter_folder(folder: Path) -> Iterator[Article | FailureRow]:
-    for dirpath, dirnames, filenames in os.walk(folder):
-        # Sorting in place makes os.walk descend in sorted order too.
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith(".") or name.endswith(SIDECAR_SUFFIXES) or _is_folder_notes(name):
+async def aiter_sources(
+    paths: Sequence[Path], *, max_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
+) -> AsyncIterator[Article | FailureRow]:
+    """``iter_sources`` for async code: each item is read in a worker thread.
+
+    Reading is blocking file I/O (a slow disk, a network mount, a 2 MiB page to
+    parse); off the event loop it never holds up the requests in flight.
+    """
+    items = iter_sources(paths, max_bytes=max_bytes)
+    while True:
+        item = await asyncio.to_thread(_next_or_none, items)
+        if item is None:
+            return
+        yield item
+
+
+def _next_or_none(items: Iterator[Article | FailureRow]) -> Article | FailureRow | None:
+    return next(items, None)
+
+
+def parse_max_article_bytes(text: str) -> int:
+    """The argparse ``type`` of ``--max-article-bytes``: a whole number of bytes, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a whole number of bytes, at least 1")
+    return value
+
+
+_Enclosing = tuple[tuple[tuple[int, int], Path], ...]
+
+
+def _iter_folder(root: Path, root_info: os.stat_result, max_bytes: int) -> Iterator[Article | FailureRow]:
+    # Depth first with an explicit stack, so a deep tree cannot hit the recursion limit. Each
+    # folder carries the (device, inode) of the folders enclosing it: a symbolic link that leads
+    # back to one of them would otherwise be walked forever.
+    stack: list[tuple[Path, os.stat_result, _Enclosing]] = [(root, root_info, ())]
+    while stack:
+        folder, info, enclosing = stack.pop()
+        key = (info.st_dev, info.st_ino)
+        loop_to = next((path for seen, path in enclosing if seen == key), None)
+        if loop_to is not None:
+            yield _failure(
+                folder, "link-loop", f"leads back to {loop_to}, a folder that encloses it; not followed"
+            )
+            continue
+        enclosing = (*enclosing, (key, folder))
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as error:
+            yield _failure(folder, "unreadable", f"cannot list the folder: {_os_message(error)}")
+            continue
+        subfolders: list[tuple[Path, os.stat_result, _Enclosing]] = []
+        for name in names:
+            if name.startswith("."):
+                continue  # hidden files and folders: skipped by rule (see the module docstring)
+            path = folder / name
+            try:
+                entry = os.stat(path)  # follows symbolic links
+            except OSError as error:
+                yield _failure(path, *_os_failure(path, error))
                 continue
-            file_path = Path(dirpath) / name
-            if file_path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                continue
-            if file_path.suffix.lower() in JSONL_SUFFIXES and not _looks_like_article_feed(file_path):
-                log.warning(
-                    "skipping %s: its first line has no 'text' field, so it is not an article feed "
-                    "(records, gold files); name it explicitly to read it anyway",
-                    file_path,
-                )
-                continue
-            yield from _iter_file(file_path, explicit=False)
+            if stat.S_ISDIR(entry.st_mode):
+                subfolders.append((path, entry, enclosing))
+            else:
+                yield from _iter_file(path, entry, max_bytes, explicit=False)
+        stack.extend(reversed(subfolders))
 
 
-def _looks_like_article_feed(path: Path) -> bool:
+def _os_failure(path: Path, error: OSError) -> tuple[str, str]:
+    """The failure reason and detail for an OS error on ``path``."""
+    if error.errno == errno.ELOOP:
+        return "link-loop", "symbolic link loop (the link leads back to itself); not followed"
+    if isinstance(error, FileNotFoundError | NotADirectoryError):
+        if os.path.islink(path):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "?"
+            return "missing", f"broken symbolic link to {target}: the target does not exist"
+        return "missing", "no such file or folder"
+    return "unreadable", f"cannot read: {_os_message(error)}"
+
+
+def _os_message(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def _looks_like_article_feed(path: Path, max_bytes: int) -> bool:
     """False for JSONL whose first line is a JSON object without ``text`` (our own records.jsonl,
     gold records): a folder often holds those next to the articles. Anything doubtful is read,
     so a broken feed is reported line by line rather than skipped."""
+    first = b""
     try:
-        with path.open("rb") as handle:
-            first = next((line for line in handle if line.strip()), b"")
+        with _open_input(path) as handle:
+            for _number, line, _length in _lines(handle, max_bytes):
+                if line is None:
+                    return True  # too long to judge; reading it reports the line
+                if line.strip():
+                    first = line
+                    break
         values = json.loads(first.decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (_BadInput, OSError, UnicodeDecodeError, json.JSONDecodeError):
         return True
     return not isinstance(values, dict) or "text" in values
 
@@ -207,33 +335,111 @@ def _is_folder_notes(name: str) -> bool:
     return name.split(".", 1)[0].upper() in _FOLDER_NOTES
 
 
-def _iter_file(path: Path, *, explicit: bool) -> Iterator[Article | FailureRow]:
+def _is_companion(name: str) -> bool:
+    """Sidecars, notes and data files accompany a collection; a folder walk skips them."""
+    lowered = name.lower()
+    if lowered.endswith(SIDECAR_SUFFIXES) or _is_folder_notes(name):
+        return True
+    for side_file in _SQLITE_SIDE_FILES:
+        if lowered.endswith(side_file):
+            lowered = lowered[: -len(side_file)]
+            break
+    return os.path.splitext(lowered)[1] in _DATA_SUFFIXES
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "a special file"
+
+
+def _too_large(size: str, max_bytes: int) -> str:
+    return (
+        f"{size}, over the limit of {max_bytes:,} bytes per article; if it really is one article, "
+        f"raise the limit with {MAX_ARTICLE_BYTES_FLAG}"
+    )
+
+
+def _iter_file(
+    path: Path, info: os.stat_result, max_bytes: int, *, explicit: bool
+) -> Iterator[Article | FailureRow]:
+    if not explicit and _is_companion(path.name):
+        return
+    if not stat.S_ISREG(info.st_mode):
+        kind = _file_kind(info.st_mode)
+        yield _failure(path, "not-a-file", f"{kind}, not a regular file; only regular files are read")
+        return
     suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        what = f"a {suffix!r} file" if suffix else "a file without an extension"
+        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        yield _failure(
+            path,
+            "unsupported-type",
+            f"{what} is not read; supported types are {supported} "
+            "(convert PDF, Word and other documents to text or HTML first)",
+        )
+        return
     if suffix in JSONL_SUFFIXES:
-        yield from _iter_jsonl(path)
-        return
-    if suffix not in TEXT_SUFFIXES and suffix not in HTML_SUFFIXES:
-        if explicit:
-            supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
-            yield _failure(
-                path, "unsupported", f"{path}: extension {suffix or '(none)'!r} is not one of {supported}"
+        if not explicit and not _looks_like_article_feed(path, max_bytes):
+            log.warning(
+                "skipping %s: its first line has no 'text' field, so it is not an article feed "
+                "(records, gold files); name it explicitly to read it anyway",
+                _printable(str(path)),
             )
+            return
+        yield from _iter_jsonl(path, max_bytes)
+        return
+    if info.st_size > max_bytes:
+        yield _failure(path, "too-large", _too_large(f"{info.st_size:,} bytes", max_bytes))
         return
     try:
-        yield _read_document(path, is_html=suffix in HTML_SUFFIXES)
+        yield _read_document(path, is_html=suffix in HTML_SUFFIXES, max_bytes=max_bytes)
     except _BadInput as bad:
-        yield _failure(path, bad.reason, f"{path}: {bad.detail}")
+        yield _failure(path, bad.reason, bad.detail)
 
 
-def _read_document(path: Path, *, is_html: bool) -> Article:
+def _open_input(path: Path) -> io.BufferedReader:
+    """Open a regular file for reading, without ever blocking; raises ``_BadInput``."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise _BadInput("unreadable", f"cannot read: {exc.strerror or exc}") from exc
+        descriptor = os.open(path, _OPEN_FLAGS)
+    except OSError as error:
+        raise _BadInput(*_os_failure(path, error)) from error
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):  # replaced since it was listed
+            kind = _file_kind(info.st_mode)
+            raise _BadInput("not-a-file", f"{kind}, not a regular file; only regular files are read")
+        return open(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _read_limited(path: Path, max_bytes: int) -> bytes:
+    """The whole file, which must be at most ``max_bytes``; never reads more than one byte past that."""
+    try:
+        with _open_input(path) as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as error:
+        raise _BadInput("unreadable", f"cannot read: {_os_message(error)}") from error
+    if len(data) > max_bytes:
+        raise _BadInput("too-large", _too_large(f"more than {max_bytes:,} bytes", max_bytes))
+    return data
+
+
+def _read_document(path: Path, *, is_html: bool, max_bytes: int) -> Article:
+    data = _read_limited(path, max_bytes)
     if not data.strip():
         raise _BadInput("empty", "the file is empty")
     text = _decode_html(data) if is_html else _decode_text(data)
-    sidecar = _read_sidecar(path)
+    sidecar = _read_sidecar(path, max_bytes)
     if is_html:
         meta, body = _parse_html(text)
         if not body:
@@ -243,16 +449,50 @@ def _read_document(path: Path, *, is_html: bool) -> Article:
         if not body:
             raise _BadInput("empty", "no article text after the front matter")
     meta = meta.overlay(sidecar)
+    return _article(body, str(path), meta, title=meta.title or (None if is_html else _markdown_title(body)))
+
+
+def _article(body: str, where: str, meta: _Metadata, *, title: str | None) -> Article:
+    """The article, once every text in it is storable (a JSON or YAML ``\\ud83d`` escape is not)."""
+    fields = {
+        "text": body,
+        "outlet": meta.outlet,
+        "url": meta.url,
+        "title": title,
+        "id": meta.external_id,
+    }
+    for name, value in fields.items():
+        unpaired = _SURROGATES.search(value) if value else None
+        if unpaired:
+            raise _BadInput(
+                "decode",
+                f"{name!r} holds an unpaired UTF-16 surrogate \\u{ord(unpaired.group()):04x} "
+                f"(at character {unpaired.start()}), which is half of a character; fix the escape",
+            )
     return SourcedArticle(
         id=content_hash(body),
         text=body,
-        source_path=str(path),
+        source_path=_printable(where),
         outlet=meta.outlet,
         url=meta.url,
         published=meta.published,
-        title=meta.title or (None if is_html else _markdown_title(body)),
+        title=title,
         external_id=meta.external_id,
     )
+
+
+def _printable(text: str) -> str:
+    """``text`` with undecodable file-name bytes and control characters as backslash escapes."""
+    return _UNSAFE_CHARS.sub(_escape_char, text)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    if code >= 0xD800:
+        return f"\\u{code:04x}"
+    return f"\\x{code:02x}"
 
 
 # ---------------------------------------------------------------- decoding
@@ -384,14 +624,16 @@ def _sidecar_candidates(path: Path) -> list[Path]:
     return [Path(f"{stem}{suffix}") for stem in stems for suffix in SIDECAR_SUFFIXES]
 
 
-def _read_sidecar(path: Path) -> _Metadata:
+def _read_sidecar(path: Path, max_bytes: int) -> _Metadata:
     for candidate in _sidecar_candidates(path):
         if not candidate.is_file():
             continue
         try:
-            raw = candidate.read_text(encoding="utf-8")
+            raw = _read_limited(candidate, max_bytes).decode("utf-8")
             values = json.loads(raw) if candidate.suffix == ".json" else yaml.safe_load(raw)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        except _BadInput as bad:
+            raise _BadInput("bad-sidecar", f"sidecar {candidate.name} is unreadable: {bad.detail}") from bad
+        except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
             raise _BadInput(
                 "bad-sidecar", f"sidecar {candidate.name} is unreadable: {_one_line(exc)}"
             ) from exc
@@ -510,29 +752,65 @@ def _block_text(root: Any) -> str:
 # ---------------------------------------------------------------- JSONL
 
 
-def _iter_jsonl(path: Path) -> Iterator[Article | FailureRow]:
+def _lines(handle: io.BufferedReader, limit: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, the line without its newline, its length in bytes) for each line.
+
+    A line longer than ``limit`` comes as None and is skipped in small reads, so
+    no line, however long, is ever held in memory whole.
+    """
+    number = 0
+    while True:
+        chunk = handle.readline(limit + 1)
+        if not chunk:
+            return
+        number += 1
+        if chunk.endswith(b"\n"):
+            yield number, chunk[:-1], len(chunk) - 1
+            continue
+        if len(chunk) <= limit:  # the last line, without a newline
+            yield number, chunk, len(chunk)
+            continue
+        length = len(chunk)
+        while True:
+            more = handle.readline(_SKIP_CHUNK)
+            if more.endswith(b"\n"):
+                length += len(more) - 1
+                break
+            if not more:
+                break
+            length += len(more)
+        yield number, None, length
+
+
+def _iter_jsonl(path: Path, max_bytes: int) -> Iterator[Article | FailureRow]:
     try:
-        handle = path.open("rb")
-    except OSError as exc:
-        yield _failure(path, "unreadable", f"{path}: cannot read: {exc.strerror or exc}")
+        handle = _open_input(path)
+    except _BadInput as bad:
+        yield _failure(path, bad.reason, bad.detail)
         return
     any_line = False
+    number = 0
     with handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1:
-                raw, _ = _strip_bom(raw)
-            if not raw.strip():
-                continue
-            any_line = True
-            where = f"{path}:{number}"
-            try:
-                yield _jsonl_article(raw, where)
-            except _BadInput as bad:
-                yield FailureRow(
-                    article_id=None, source_path=where, reason=bad.reason, detail=f"{where}: {bad.detail}"
-                )
+        try:
+            for number, raw, length in _lines(handle, max_bytes):
+                where = f"{path}:{number}"
+                if raw is None:
+                    any_line = True
+                    yield _failure(where, "too-large", _too_large(f"the line is {length:,} bytes", max_bytes))
+                    continue
+                line = _strip_bom(raw)[0] if number == 1 else raw
+                if not line.strip():
+                    continue
+                any_line = True
+                try:
+                    yield _jsonl_article(line, where)
+                except _BadInput as bad:
+                    yield _failure(where, bad.reason, bad.detail)
+        except OSError as error:
+            yield _failure(path, "unreadable", f"reading stopped after line {number}: {_os_message(error)}")
+            return
     if not any_line:
-        yield _failure(path, "empty", f"{path}: the file is empty")
+        yield _failure(path, "empty", "the file is empty")
 
 
 def _jsonl_article(raw: bytes, where: str) -> Article:
@@ -558,17 +836,12 @@ def _jsonl_article(raw: bytes, where: str) -> Article:
         meta = _metadata_from_mapping(values)
     except ValueError as exc:
         raise _BadInput("bad-jsonl", f"field {exc}") from exc
-    return SourcedArticle(
-        id=content_hash(body),
-        text=body,
-        source_path=where,
-        outlet=meta.outlet,
-        url=meta.url,
-        published=meta.published,
-        title=meta.title,
-        external_id=meta.external_id,
+    return _article(body, where, meta, title=meta.title)
+
+
+def _failure(where: Path | str, reason: str, detail: str) -> FailureRow:
+    """A row for an input that is no article; path and detail are made storable and printable."""
+    shown = _printable(str(where))
+    return FailureRow(
+        article_id=None, source_path=shown, reason=reason, detail=f"{shown}: {_printable(detail)}"
     )
-
-
-def _failure(path: Path, reason: str, detail: str) -> FailureRow:
-    return FailureRow(article_id=None, source_path=str(path), reason=reason, detail=detail)
