@@ -12,6 +12,9 @@ Two retry layers, kept apart so they never multiply:
 * **Transport** (429, 5xx, timeouts, dropped connections): every HTTP request
   is wrapped in a tenacity loop with jittered exponential backoff that honours
   ``Retry-After``. The openai client's own retries are off (``max_retries=0``).
+  Each HTTP attempt has a wall-clock deadline of ``timeout_s`` (:class:`ReplyTimeout`):
+  httpx's timeouts are per read, so a server sending a byte now and then would
+  otherwise hold a request forever.
 * **Re-asks** (the reply is not valid JSON for the contract): instructor
   appends the error to the conversation and asks again. Each re-ask resends the
   whole conversation, so the loop stops on ``max_reasks`` or on the per-article
@@ -23,10 +26,20 @@ Every request and its raw reply are kept as :class:`~schemas.run.ModelExchange`
 entries on the result, so the run store can show what the model was asked and
 what it answered.
 
+A 200 reply that is not a chat completion at all (an HTML page from a proxy, a
+JSON error object) is neither: it is an ``endpoint`` failure
+(:class:`EndpointReplyError`), neither retried nor re-asked.
+
 ``Extractor.extract`` never raises for a problem with one article; it returns
 an ``ExtractionResult`` holding a record or a ``FailureRow``. It raises
 :class:`ExtractorConfigError` only for problems that affect every article
 (bad key, unknown model).
+
+Failure reasons (``FailureRow.reason``) it writes: ``transport`` (the
+:data:`TRANSPORT_ERRORS` outlasted the transport retries), ``endpoint``,
+``request`` (another HTTP 4xx), ``validation`` and ``empty``. Error texts name
+the innermost cause of an error and, for errors from talking to the endpoint,
+its URL, always through :mod:`pipeline.redact`.
 """
 
 from __future__ import annotations
@@ -66,7 +79,8 @@ import prompts
 from pipeline.cite import EVIDENCE_VERSION, cite_reading
 from pipeline.evidence import Sentence, number_sentences, split_sentences
 from pipeline.plans import DEFAULT_PLAN, PLANS, Plan
-from pipeline.redact import redact
+from pipeline.providers import EMBEDDED
+from pipeline.redact import redact, redact_url
 from schemas import (
     SCHEMA_VERSION,
     Article,
@@ -85,6 +99,7 @@ from schemas import (
 from schemas.contract import CONTRACT_NAME
 
 if TYPE_CHECKING:
+    import httpx2
     from openai.types.chat import ChatCompletion
 
     from pipeline.providers import Endpoint
@@ -97,11 +112,36 @@ SYSTEM_TEMPLATE = "extract_system.md"
 EXAMPLE_FILE = "extract_example.md"
 USER_TEMPLATE = "extract_user.md"
 
+
+class ReplyTimeout(TimeoutError):
+    """One HTTP attempt got no complete reply within ``ExtractionSettings.timeout_s`` (wall clock).
+
+    httpx's timeouts bound each read, not the request: a server sending a byte every few seconds
+    never trips them. This deadline does, and it is retried like ``openai.APITimeoutError``.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no complete reply within {seconds:g} s")
+        self.seconds = seconds
+
+
+class EndpointReplyError(Exception):
+    """A successful HTTP reply that is not a chat completion (an HTML page, a JSON error object).
+
+    Not a model's bad answer (nothing to re-ask) and not a transient fault (a 5xx page is an
+    ``openai.InternalServerError`` and retried as transport): the base URL points at something
+    that is not a chat-completions API, so the article fails at once with reason ``endpoint``.
+    """
+
+
+# Connection-level failures, retried by the transport layer; what is left after the retries is a
+# FailureRow with reason "transport".
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     openai.RateLimitError,
     openai.APITimeoutError,
     openai.APIConnectionError,
     openai.InternalServerError,
+    ReplyTimeout,
 )
 # Errors that would repeat for every article: stop the run instead of writing a failure per article.
 CONFIG_ERRORS: tuple[type[Exception], ...] = (
@@ -126,6 +166,8 @@ DEFAULT_MAX_ARTICLE_CHARS = 100_000
 MAX_RETRY_AFTER_S = 120.0
 MAX_BACKOFF_S = 60.0
 ERROR_TEXT_LIMIT = 2000
+CAUSE_TEXT_LIMIT = 300
+REPLY_SNIPPET_CHARS = 120
 
 
 # The response model, wrapped for instructor once here through its public ``openai_schema``. Handed
@@ -227,10 +269,99 @@ def merge_facts(parts: Sequence[IncidentFacts]) -> IncidentFacts:
 # --- transport helpers ----------------------------------------------------------------------
 
 
-def describe_error(error: BaseException, *, secret: str | None = None) -> str:
-    """``Class: message`` with secrets scrubbed (pipeline.redact) and length capped."""
-    text = redact(f"{type(error).__name__}: {error}", [secret] if secret else []) or ""
-    return text if len(text) <= ERROR_TEXT_LIMIT else text[:ERROR_TEXT_LIMIT] + "..."
+def _error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def innermost_cause(error: BaseException) -> BaseException | None:
+    """The deepest exception with a message in ``error``'s cause chain, or None.
+
+    Follows ``__cause__``, else ``__context__`` unless it was suppressed (``raise ... from
+    None``), as a traceback does; a cycle ends the walk. A cause whose text ``error``'s own text
+    already holds adds nothing and is not returned.
+    """
+    seen = {id(error)}
+    found: BaseException | None = None
+    current: BaseException | None = error
+    while current is not None:
+        nxt = current.__cause__
+        if nxt is None and not current.__suppress_context__:
+            nxt = current.__context__
+        if nxt is None or id(nxt) in seen:
+            break
+        seen.add(id(nxt))
+        if str(nxt).strip():
+            found = nxt
+        current = nxt
+    if found is None or _error_text(found) in _error_text(error):
+        return None
+    return found
+
+
+def _names_endpoint(error: BaseException) -> bool:
+    """Whether ``error`` came from talking to the endpoint (not from judging the model's reply)."""
+    return isinstance(error, (openai.APIError, ReplyTimeout, EndpointReplyError))
+
+
+def describe_error(error: BaseException, *, secret: str | None = None, url: str | None = None) -> str:
+    """``Class: message (cause: Class: message) at URL``, secrets scrubbed, length capped.
+
+    The cause is :func:`innermost_cause` (what "Connection error." hides: refused, DNS, bad
+    scheme). ``url`` (the endpoint's base URL) is named only for errors from talking to the
+    endpoint, with its credentials and query string replaced (:func:`pipeline.redact.redact_url`).
+    Everything passes through :func:`pipeline.redact.redact`, with ``secret`` as a known secret.
+    """
+    suffix = ""
+    cause = innermost_cause(error)
+    if cause is not None:
+        cause_text = _error_text(cause)
+        if len(cause_text) > CAUSE_TEXT_LIMIT:
+            cause_text = cause_text[:CAUSE_TEXT_LIMIT] + "..."
+        suffix += f" (cause: {cause_text})"
+    if url and _names_endpoint(error):
+        suffix += f" at {redact_url(url)}"
+    head = _error_text(error)
+    room = max(0, ERROR_TEXT_LIMIT - len(suffix))
+    if len(head) > room:
+        head = head[:room] + "..."
+    return redact(head + suffix, [secret] if secret else []) or ""
+
+
+def endpoint_identity(endpoint: Endpoint) -> str:
+    """Which server answers, for the cache key: the base URL without credentials or query.
+
+    An embedded model's server is started by this process on a fresh loopback port each run;
+    its port says nothing about the answers (the model name does), so it is ``embedded``.
+    """
+    if endpoint.provider == EMBEDDED:
+        return EMBEDDED
+    return redact_url(endpoint.base_url.rstrip("/"))
+
+
+def not_a_chat_completion(response: httpx2.Response) -> str | None:
+    """Why a successful HTTP reply is not a chat completion, or None if it is one.
+
+    Judged on the raw reply rather than on what openai parsed from it: for a body that is not
+    JSON openai returns the text as a plain ``str``, and for JSON of any shape an unvalidated
+    ``ChatCompletion`` whose ``choices`` may be missing; neither keeps the content type or the
+    bytes, which are what tell a proxy's sign-in page from a model's reply.
+    """
+    content_type = response.headers.get("content-type", "") or "none"
+    body = response.content
+    snippet = " ".join(body[: REPLY_SNIPPET_CHARS * 4].decode("utf-8", errors="replace").split())
+    if len(snippet) > REPLY_SNIPPET_CHARS:
+        snippet = snippet[:REPLY_SNIPPET_CHARS] + "..."
+    seen = f"(content-type {content_type}; first bytes: {snippet!r})"
+    try:
+        data = json.loads(body)
+    except ValueError:
+        looks_html = "html" in content_type.lower() or snippet.lstrip().startswith("<")
+        kind = "HTML" if looks_html else "text" if snippet else "an empty body"
+        return f"endpoint returned {kind}, not a chat completion {seen}"
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
+        return f"endpoint returned JSON without choices, not a chat completion {seen}"
+    return None
 
 
 def retry_after_seconds(error: BaseException, *, now: datetime | None = None) -> float | None:
@@ -292,7 +423,9 @@ def _root_cause(error: BaseException) -> BaseException:
     current = error
     while id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, TRANSPORT_ERRORS + CONFIG_ERRORS + (openai.APIStatusError,)):
+        if isinstance(
+            current, TRANSPORT_ERRORS + CONFIG_ERRORS + (openai.APIStatusError, EndpointReplyError)
+        ):
             return current
         cause = current.__cause__ or current.__context__
         if cause is None:
@@ -311,6 +444,8 @@ class _ArticleRun:
     article_id: str
     model: str
     secret: str
+    url: str = ""
+    """The endpoint's base URL, named in errors from talking to it (redacted there)."""
     logs: list[AttemptLog] = field(default_factory=list)
     chunk_requests: int = 0
     chunk: int = 1
@@ -332,7 +467,7 @@ class _ArticleRun:
             model=self.model,
             usage=usage,
             latency_s=round(latency_s, 3),
-            error=describe_error(error, secret=self.secret) if error is not None else None,
+            error=describe_error(error, secret=self.secret, url=self.url) if error is not None else None,
         )
         self.logs.append(entry)
         return entry
@@ -427,7 +562,9 @@ class Extractor:
         if http_client is not None:
             client_options["http_client"] = http_client
         self._openai = openai.AsyncOpenAI(**client_options)
-        self._raw_create = self._openai.chat.completions.create
+        # ``with_raw_response`` (openai's public API for headers and body) wraps the original create,
+        # taken before it is replaced below. It changes no byte of the request body.
+        self._raw_create = self._openai.chat.completions.with_raw_response.create
         # instructor calls whatever sits at chat.completions.create of the client it is given; our own
         # client instance gets the transport retry there, so each HTTP request has its own retry loop,
         # log entry and stored exchange. Nothing in instructor or openai is patched.
@@ -467,6 +604,7 @@ class Extractor:
             "token_budget": str(settings.token_budget),
             "max_article_chars": str(self.max_article_chars),
             "extra_body": json.dumps(dict(self.endpoint.extra_body), sort_keys=True),
+            "endpoint": endpoint_identity(self.endpoint),
         }
 
     # -- prompts --
@@ -507,7 +645,7 @@ class Extractor:
             with attempt:
                 started = time.monotonic()
                 try:
-                    response: ChatCompletion = await self._raw_create(*args, **kwargs)
+                    response = await self._attempt(*args, **kwargs)
                 except Exception as error:
                     entry = run.record(kind, time.monotonic() - started, Usage(), error)
                     self._keep_exchange(run, entry, kwargs, None)
@@ -517,6 +655,23 @@ class Extractor:
                 self._keep_exchange(run, entry, kwargs, response)
                 return response
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _attempt(self, *args: Any, **kwargs: Any) -> ChatCompletion:
+        """One HTTP request: a chat completion within the deadline, or an exception."""
+        seconds = self.settings.timeout_s
+        deadline = asyncio.timeout(seconds)
+        try:
+            async with deadline:
+                raw = await self._raw_create(*args, **kwargs)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise ReplyTimeout(seconds) from None
+        problem = not_a_chat_completion(raw.http_response)
+        if problem is not None:
+            raise EndpointReplyError(problem)
+        response: ChatCompletion = raw.parse()
+        return response
 
     def _keep_exchange(
         self, run: _ArticleRun, entry: AttemptLog, request: dict[str, Any], response: Any
@@ -587,19 +742,26 @@ class Extractor:
             )
         except Exception as error:
             root = _root_cause(error)
+            described = describe_error(root, secret=run.secret, url=run.url)
             if isinstance(root, CONFIG_ERRORS):
-                raise ExtractorConfigError(describe_error(root, secret=run.secret)) from None
+                raise ExtractorConfigError(described) from None
             if isinstance(root, TRANSPORT_ERRORS):
                 return _ChunkOutcome(
                     failure_reason="transport",
                     detail=f"gave up after {settings.max_transport_retries} transport retries",
-                    last_error=describe_error(root, secret=run.secret),
+                    last_error=described,
+                )
+            if isinstance(root, EndpointReplyError):
+                return _ChunkOutcome(
+                    failure_reason="endpoint",
+                    detail=redact(str(root), [run.secret]) or "",
+                    last_error=described,
                 )
             if isinstance(root, openai.APIStatusError):
                 return _ChunkOutcome(
                     failure_reason="request",
                     detail=f"the endpoint rejected the request (HTTP {root.status_code})",
-                    last_error=describe_error(root, secret=run.secret),
+                    last_error=described,
                 )
             return _ChunkOutcome(
                 failure_reason="validation",
@@ -616,7 +778,12 @@ class Extractor:
         return _ChunkOutcome(facts=facts)
 
     async def extract(self, article: Article) -> ExtractionResult:
-        run = _ArticleRun(article_id=article.id, model=self.endpoint.model, secret=self.endpoint.api_key)
+        run = _ArticleRun(
+            article_id=article.id,
+            model=self.endpoint.model,
+            secret=self.endpoint.api_key,
+            url=self.endpoint.base_url,
+        )
         token = _current_run.set(run)
         try:
             return await self._extract(run, article)

@@ -43,6 +43,12 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _redact_url_match(match: re.Match[str]) -> str:
+    url = match.group(0)
+    # Already scrubbed: "[redacted]@host" would parse as a broken IPv6 host and lose its query marker.
+    return url if REDACTED in url else redact_url(url)
+
+
 def redact(text: str | None, secrets: Iterable[str] = ()) -> str | None:
     """``text`` with known secret values, credential-shaped strings and the secret parts of URLs
     replaced by ``[redacted]``."""
@@ -51,7 +57,7 @@ def redact(text: str | None, secrets: Iterable[str] = ()) -> str | None:
     for secret in secrets:
         if secret and len(secret) >= MIN_SECRET_CHARS:
             text = text.replace(secret, REDACTED)
-    text = _URL.sub(lambda match: redact_url(match.group(0)), text)
+    text = _URL.sub(_redact_url_match, text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

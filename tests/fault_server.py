@@ -20,6 +20,11 @@ Faults, each a fraction of requests (see :class:`FaultMix`):
 * ``truncated_content``: a complete 200 whose message content is cut-off JSON
   with ``finish_reason: length`` (what a model hitting ``max_tokens`` returns);
 * ``drop``: the connection closes without any response;
+* ``trickle``: a 200 whose headers arrive at once and whose body then comes one
+  byte every ``trickle_interval_s`` (each read succeeds, so a per-read timeout
+  never fires; only a deadline on the whole request ends it);
+* ``html_page``: a 200 ``text/html`` page instead of a chat completion, as a
+  captive portal, a proxy's sign-in page or a web UI at the wrong URL answers;
 * ``slow``: this fraction of answers waits ``slow_s`` longer; every answer waits
   ``latency_s`` (the benchmark uses 200 ms).
 
@@ -33,6 +38,9 @@ sentences and the parsed body; the ``Authorization`` header is never logged.
 Run standalone (used by ``benchmarks/throughput.py``)::
 
     python tests/fault_server.py --latency 0.2     # prints the base URL, serves until killed
+
+For "nothing listens there", :func:`closed_port` / :func:`closed_base_url` give a loopback
+address whose connections are refused.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ import hashlib
 import json
 import random
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -77,7 +86,23 @@ READING_KEYS = (
     ("officer_condition", "condition_sent"),
 )
 
-FAULT_KINDS = ("rate_limit", "server_error", "truncated_body", "truncated_content", "drop")
+# New kinds go at the end: a request's fault is drawn by walking this order, so appending keeps
+# every existing seeded mix answering as before.
+FAULT_KINDS = (
+    "rate_limit",
+    "server_error",
+    "truncated_body",
+    "truncated_content",
+    "drop",
+    "trickle",
+    "html_page",
+)
+
+HTML_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Sign in - Corporate Web Proxy</title></head>\n"
+    "<body><h1>Sign in to continue</h1><p>Your session has expired. Please sign in to reach "
+    "the requested site.</p></body></html>\n"
+)
 
 
 @dataclass(frozen=True)
@@ -87,10 +112,14 @@ class FaultMix:
     truncated_body: float = 0.0
     truncated_content: float = 0.0
     drop: float = 0.0
+    trickle: float = 0.0
+    html_page: float = 0.0
     slow: float = 0.0
     latency_s: float = 0.0
     slow_s: float = 1.0
     retry_after_s: float = 0.05
+    trickle_interval_s: float = 2.0
+    """Seconds between the bytes of a ``trickle`` answer."""
     max_faults_per_article: int | None = None
     """After this many faulty answers for one article, answer it properly (None: no limit)."""
     seed: int = 0
@@ -200,10 +229,20 @@ class FaultServer:
         loop, server = self._loop, self._server
         if loop is None or server is None:
             return
-        loop.call_soon_threadsafe(server.close)
+        # Answers still being written (a trickle takes minutes) are cancelled, not left pending.
+        asyncio.run_coroutine_threadsafe(self._shutdown(server), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+
+    @staticmethod
+    async def _shutdown(server: asyncio.Server) -> None:
+        server.close()
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def __enter__(self) -> FaultServer:
         return self.start()
@@ -299,6 +338,10 @@ class FaultServer:
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
+        except asyncio.CancelledError:
+            # stop() cancels answers still being written; end quietly (Python 3.11's start_server
+            # logs a handler that ends cancelled as an error).
+            pass
         finally:
             writer.close()
 
@@ -354,6 +397,11 @@ class FaultServer:
         }
         if outcome == "drop":
             return False
+        if outcome == "html_page":
+            page = HTML_PAGE.encode("utf-8")
+            writer.write(_status_head(200, len(page), {"content-type": "text/html; charset=utf-8"}) + page)
+            await writer.drain()
+            return True
         if outcome == "rate_limit":
             error = {"error": {"message": "Rate limit reached (fault server)", "type": "rate_limit_exceeded"}}
             await self._send_json(writer, 429, error, retry_headers)
@@ -392,6 +440,19 @@ class FaultServer:
             writer.write(head + payload[: len(payload) // 2])
             await writer.drain()
             return False
+        if outcome == "trickle":
+            payload = json.dumps(completion).encode("utf-8")
+            writer.write(_status_head(200, len(payload), {"content-type": "application/json"}))
+            await writer.drain()
+            for index in range(len(payload)):
+                await asyncio.sleep(self.mix.trickle_interval_s)
+                # A client that gave up closed its end: the next write or drain raises
+                # ConnectionError, which ends this connection in _handle.
+                if writer.is_closing():
+                    return False
+                writer.write(payload[index : index + 1])
+                await writer.drain()
+            return True
         await self._send_json(writer, 200, completion)
         return True
 
@@ -419,6 +480,23 @@ _REASONS = {
 }
 
 
+def closed_port() -> int:
+    """A loopback TCP port with nothing listening on it: connections to it are refused at once.
+
+    The port is bound to pick a free one and released again, so another process could take it
+    in the meantime; on a test machine that is rare enough to ignore.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def closed_base_url() -> str:
+    """An OpenAI-style base URL (``http://127.0.0.1:PORT/v1``) at a :func:`closed_port`."""
+    return f"http://127.0.0.1:{closed_port()}/v1"
+
+
 def _status_head(status: int, length: int, headers: dict[str, str]) -> bytes:
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"content-length: {length}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
@@ -430,6 +508,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds before every answer.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--trickle-interval", type=float, default=2.0, help="Seconds between the bytes of a trickle answer."
+    )
     for kind in (*FAULT_KINDS, "slow"):
         parser.add_argument(f"--{kind.replace('_', '-')}", type=float, default=0.0, help=f"Fraction: {kind}.")
     args = parser.parse_args()
@@ -437,6 +518,7 @@ def main() -> None:
         latency_s=args.latency,
         seed=args.seed,
         slow=args.slow,
+        trickle_interval_s=args.trickle_interval,
         **{kind: getattr(args, kind) for kind in FAULT_KINDS},
     )
     server = FaultServer(mix, port=args.port).start()

@@ -46,6 +46,7 @@ from pipeline.extract import (
 )
 from pipeline.plans import DEFAULT_PLAN, PLANS
 from pipeline.providers import Endpoint
+from pipeline.redact import REDACTED
 from schemas import Article, ArticleReading, Cited, GroundingStatus, IncidentFacts, IncidentRecord
 from schemas.contract import READING_FIELDS
 
@@ -163,9 +164,13 @@ class ScriptedServer:
 
 
 def _content_of(response: httpx2.Response) -> str | None:
+    """The message content of a chat completion; None for anything else (an error, an HTML page)."""
     if response.status_code != 200:
         return None
-    return str(json.loads(response.content)["choices"][0]["message"]["content"])
+    try:
+        return str(json.loads(response.content)["choices"][0]["message"]["content"])
+    except (ValueError, LookupError, TypeError):
+        return None
 
 
 def ok(answer: dict[str, Any] | str, **usage: Any) -> httpx2.Response:
@@ -770,7 +775,7 @@ def test_api_key_never_appears_in_attempt_logs_or_failure_rows() -> None:
     assert result.failure is not None
     assert SECRET not in dumped
     assert "sk-another-secret-123456" not in dumped
-    assert "***" in (result.failure.last_error or "")
+    assert REDACTED in (result.failure.last_error or "")
 
 
 # --- re-asks (schema and JSON errors only) -------------------------------------------------------

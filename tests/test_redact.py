@@ -36,3 +36,9 @@ def test_known_secrets_bearer_tokens_and_sk_keys_are_scrubbed() -> None:
 
 def test_short_placeholders_are_not_treated_as_secrets() -> None:
     assert redact("the key is unused here", ["unused"]) == "the key is unused here"
+
+
+def test_redacting_twice_keeps_both_markers() -> None:
+    once = redact("at http://sk-abcdefgh12345678@llm.internal/v1?key=abcdef123456")
+    assert once == f"at http://{REDACTED}@llm.internal/v1?{REDACTED}"
+    assert redact(once) == once
