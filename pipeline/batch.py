@@ -14,13 +14,38 @@ rewritten from the store at the end. Killing the process at any point loses
 only the articles in flight: the same command then finds every finished
 article in the cache and makes no request for it.
 
+Before the first article, one cheap request (``GET {base_url}/models``, which
+llama.cpp, vLLM, Ollama and OpenAI all serve) checks that the endpoint can be
+reached at all. Any HTTP answer, a 404 included, counts as reachable; a refused
+connection, a failed DNS lookup or a timeout stops the command at once, naming
+the cause and the URL (credentials removed), before any article is touched.
+
+During the batch, a circuit breaker watches for the endpoint going away:
+``--stop-after-connection-failures N`` (default 5) articles in a row that end in
+a transport failure caused by the connection (refused, reset, DNS, timeouts;
+not 429s or 5xx replies) stop the run. Requests in flight are cancelled; every
+article without a saved outcome stays pending (no failure row), and transport
+failures are never cached, so the same command resumes once the endpoint is back.
+
+When the run store or the output folder cannot be written (disk full,
+read-only, an I/O error), the run stops at once with one line on stderr; every
+outcome saved before stays. Anything else that goes wrong while recording one
+article (registering it or saving its outcome) becomes that article's failure
+row, with reason ``bookkeeping``, and the batch goes on.
+
 Exit codes (``run`` and ``retry-failed``), over the whole input set:
 
 * 0: every article has a record;
-* 1: some records, some failures (unreadable inputs count as failures);
-* 2: nothing done: no records at all, a usage error (bad flags, no such run
-  directory, another run holds the directory), or the endpoint cannot be used
-  (unknown model, bad key);
+* 1: some records, some failures (unreadable inputs count as failures), or the
+  reconcile step or the ``--db`` export failed;
+* 2: nothing done, or the endpoint cannot be used: no records at all; a usage
+  error (bad flags, no such run directory, another run holds the directory);
+  the model cannot be set up; the endpoint rejected the key or the model; the
+  endpoint cannot be reached before the batch; or the circuit breaker stopped
+  the run (articles not yet extracted stay pending);
+* 3: the run store or the output folder cannot be written (disk full,
+  read-only, I/O error, a file where the folder should be); outcomes saved
+  before the failure are kept, the rest stay pending;
 * 130: interrupted (Ctrl-C).
 """
 
@@ -29,19 +54,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
+import socket
+import ssl
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from pipeline.ratelimit import RateLimiter
-from pipeline.redact import redact
-from pipeline.store import RunStore, cache_key
+from pipeline.redact import redact, redact_url
+from pipeline.runlock import lock_refusing_with
+from pipeline.store import RunStore, StoreError, cache_key, storage_cause
 from schemas import Article, ExtractionResult, FailureRow, Usage
 
 if TYPE_CHECKING:
@@ -61,6 +88,15 @@ _ESTIMATE_CHARS_PER_TOKEN = 3
 EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_NOTHING_DONE = 2
+EXIT_STORAGE = 3
+
+DEFAULT_STOP_AFTER_CONNECTION_FAILURES = 5
+PREFLIGHT_TIMEOUT_S = 30.0
+PREFLIGHT_TRIES = 2
+PREFLIGHT_PAUSE_S = 1.0
+# The error classes (first word of ``FailureRow.last_error``, as pipeline.extract.describe_error
+# writes it) that mean the connection itself failed: refused, reset, DNS, timeouts. Not 429/5xx.
+CONNECTION_ERROR_NAMES = frozenset({"APIConnectionError", "APITimeoutError", "ReplyTimeout"})
 
 
 class _EndpointLike(Protocol):
@@ -107,6 +143,10 @@ class BatchSummary:
     engine this includes the model's own inference threads)."""
     stopped: str | None = None
     """Why the batch stopped early (an endpoint problem that would hit every article)."""
+    store_failure: str | None = None
+    """Why the batch stopped because the run store cannot be written (disk full, read-only...)."""
+    saved: int = 0
+    """Outcomes this batch committed to the store (records, failures, cache hits, unreadable inputs)."""
     reason_counts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -212,7 +252,14 @@ def _internal_failure(article: Article, error: BaseException) -> ExtractionResul
     )
 
 
-async def _as_async(items: Iterable[Article | FailureRow]) -> AsyncIterator[Article | FailureRow]:
+async def _as_async(
+    items: Iterable[Article | FailureRow] | AsyncIterable[Article | FailureRow],
+) -> AsyncIterator[Article | FailureRow]:
+    if isinstance(items, AsyncIterable):
+        # e.g. pipeline.sources.aiter_sources, which reads each input in a worker thread.
+        async for item in items:
+            yield item
+        return
     for count, item in enumerate(items, start=1):
         yield item
         if count % 64 == 0:
@@ -220,8 +267,104 @@ async def _as_async(items: Iterable[Article | FailureRow]) -> AsyncIterator[Arti
             await asyncio.sleep(0)
 
 
+def connection_failure(result: ExtractionResult) -> str | None:
+    """The error text when ``result`` is a transport failure caused by the connection (refused,
+    reset, DNS, timeouts), else None. 429s and 5xx replies that outlasted the retries are not:
+    the server answered."""
+    failure = result.failure
+    if failure is None or failure.reason != "transport":
+        return None
+    text = failure.last_error or (result.attempts[-1].error if result.attempts else None) or ""
+    return text if text.split(":", 1)[0].strip() in CONNECTION_ERROR_NAMES else None
+
+
+def describe_connection_error(error: BaseException) -> str:
+    """What went wrong on the wire, in words, with the innermost error: ``connection refused
+    (ConnectionRefusedError: [Errno 111] ...)``. openai says only "Connection error."."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    kind = "cannot connect"
+    for link in reversed(chain):
+        if isinstance(link, ConnectionRefusedError):
+            kind = "connection refused"
+        elif isinstance(link, socket.gaierror):
+            kind = "the host name cannot be resolved (DNS)"
+        elif isinstance(link, ConnectionResetError):
+            kind = "connection reset"
+        elif isinstance(link, ssl.SSLError):
+            kind = "TLS handshake failed"
+        elif isinstance(link, TimeoutError) or "Timeout" in type(link).__name__:
+            kind = "timed out"
+        else:
+            continue
+        break
+    innermost = next((link for link in reversed(chain) if str(link).strip()), error)
+    return f"{kind} ({type(innermost).__name__}: {innermost})"
+
+
+async def probe_endpoint(
+    base_url: str,
+    api_key: str | None,
+    *,
+    timeout_s: float = PREFLIGHT_TIMEOUT_S,
+    secrets: Iterable[str] = (),
+) -> str | None:
+    """None when the endpoint answers ``GET {base_url}/models`` at all, else why it cannot be reached
+    (through :func:`pipeline.redact.redact`, with ``secrets`` and ``api_key`` as known secrets).
+
+    Any HTTP reply counts as reachable: a 404 (a server without that route), a 401, a 5xx, a page
+    that is not JSON; what those mean is for the batch's own requests to find out. Only a failure
+    to connect (tried ``PREFLIGHT_TRIES`` times, ``PREFLIGHT_PAUSE_S`` apart) or to get a reply
+    within ``timeout_s`` does not.
+    """
+    import openai
+
+    client = openai.AsyncOpenAI(
+        base_url=base_url, api_key=api_key or "unused", max_retries=0, timeout=timeout_s
+    )
+    problem: BaseException | None = None
+    try:
+        for attempt in range(PREFLIGHT_TRIES):
+            if attempt:
+                await asyncio.sleep(PREFLIGHT_PAUSE_S)
+            try:
+                async with asyncio.timeout(timeout_s + 1.0):
+                    await client.models.list()
+                return None
+            except (openai.APIConnectionError, TimeoutError) as error:  # APITimeoutError included
+                problem = error
+                if isinstance(error, (openai.APITimeoutError, TimeoutError)):
+                    break  # waited long enough; a refused connection may be a server still starting
+            except Exception:  # noqa: BLE001 - an HTTP error status or an odd body is still an answer
+                return None
+    finally:
+        await client.close()
+    if problem is None:
+        return None
+    return redact(describe_connection_error(problem), [*secrets, api_key or ""]) or ""
+
+
+class _EndpointUnreachable(Exception):
+    """Raised by a worker to stop the batch: too many articles in a row could not connect."""
+
+    def __init__(self, count: int, last_error: str) -> None:
+        super().__init__(f"{count} articles in a row could not connect to the endpoint")
+        self.count = count
+        self.last_error = last_error
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return found
+
+
 async def run_batch(
-    articles: Iterable[Article | FailureRow],
+    articles: Iterable[Article | FailureRow] | AsyncIterable[Article | FailureRow],
     extractor: ExtractorLike,
     store: RunStore,
     *,
@@ -232,6 +375,7 @@ async def run_batch(
     progress: Progress | bool = False,
     run_id: str | None = None,
     retry_failures: bool = False,
+    stop_after_connection_failures: int = DEFAULT_STOP_AFTER_CONNECTION_FAILURES,
 ) -> BatchSummary:
     """Extract every article not already done, ``concurrency`` requests at a time.
 
@@ -245,9 +389,19 @@ async def run_batch(
 
     ``run_id``: the run this batch belongs to (see ``RunStore.start_run``). If
     None, the batch starts and finishes its own ``run``.
+
+    The batch stops early, cancelling the requests in flight and leaving every
+    article without a saved outcome pending, when ``stop_after_connection_failures``
+    articles in a row end in a connection failure (``summary.stopped`` says why; 0
+    never stops), and when the store cannot be written (``summary.store_failure``;
+    a store that cannot even record the start of the run raises ``StoreError``).
+    An exception other than ``StoreError`` while registering or saving one article
+    becomes that article's failure row (reason ``bookkeeping``).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
+    if stop_after_connection_failures < 0:
+        raise ValueError("stop_after_connection_failures must be 0 (never) or more")
     endpoint = extractor.endpoint
     parts = extractor.cache_key_parts
     owns_run = run_id is None
@@ -263,8 +417,37 @@ async def run_batch(
     stop = asyncio.Event()
     started_wall, started_cpu = time.monotonic(), time.process_time()
 
+    connection_failures_in_a_row = 0
+
     def count_failure(reason: str) -> None:
         summary.reason_counts[reason] = summary.reason_counts.get(reason, 0) + 1
+
+    def record_bookkeeping_failure(article: Article, error: Exception, *, seq: int | None, key: str) -> None:
+        """Registering or saving ``article`` raised ``error`` (not a store failure): the article
+        fails with reason ``bookkeeping`` and the batch goes on."""
+        log.debug("recording %s failed", article.id, exc_info=True)
+        failure = FailureRow(
+            article_id=article.id,
+            source_path=article.source_path,
+            reason="bookkeeping",
+            detail=f"triangulate could not record this article in the run store ({type(error).__name__}); "
+            "the other articles are not affected",
+            last_error=redact(f"{type(error).__name__}: {error}", store.secrets),
+        )
+        try:
+            store.record_article_failure(article, failure, run_id=run_id, seq=seq, key=key)
+            summary.saved += 1
+        except StoreError:
+            raise
+        except Exception as again:  # noqa: BLE001 - reported, and the batch goes on
+            log.error(
+                "could not record the failure of %s either: %s",
+                redact(article.source_path or article.id, store.secrets),
+                redact(f"{type(again).__name__}: {again}", store.secrets),
+            )
+        summary.articles += 1
+        summary.failures += 1
+        count_failure("bookkeeping")
 
     async def produce() -> None:
         seq = 0
@@ -274,7 +457,17 @@ async def run_batch(
             seq += 1
             summary.inputs += 1
             if isinstance(item, FailureRow):
-                store.record_input_failure(item, run_id=run_id, seq=seq)
+                try:
+                    store.record_input_failure(item, run_id=run_id, seq=seq)
+                    summary.saved += 1
+                except StoreError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - reported, and the batch goes on
+                    log.error(
+                        "could not record the unreadable input %s: %s",
+                        redact(item.source_path or "(unknown)", store.secrets),
+                        redact(f"{type(error).__name__}: {error}", store.secrets),
+                    )
                 summary.input_failures += 1
                 count_failure(item.reason)
                 reporter.update(summary)
@@ -283,15 +476,23 @@ async def run_batch(
             if retry_failures:
                 cached = None if refresh else store.reuse_cached(item.id, key, allow_cached_failure=False)
             else:
-                registration = store.register_article(
-                    item, run_id=run_id, seq=seq, key=None if refresh else key
-                )
+                try:
+                    registration = store.register_article(
+                        item, run_id=run_id, seq=seq, key=None if refresh else key
+                    )
+                except StoreError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - one article's bookkeeping must not sink the batch
+                    record_bookkeeping_failure(item, error, seq=seq, key=key)
+                    reporter.update(summary)
+                    continue
                 if not registration.first_in_run:
                     summary.duplicates += 1
                     continue
                 cached = registration.cached
             if cached is not None:
                 summary.articles += 1
+                summary.saved += 1
                 if cached == "record":
                     summary.records += 1
                     summary.cached_records += 1
@@ -305,6 +506,7 @@ async def run_batch(
             await queue.put(None)
 
     async def work() -> None:
+        nonlocal connection_failures_in_a_row
         while True:
             job = await queue.get()
             if job is None:
@@ -322,40 +524,112 @@ async def run_batch(
                     stop.set()
                 continue
             except Exception as error:  # noqa: BLE001 - one article's bug must not sink the batch
-                log.exception("extracting %s raised", article.id)
+                log.debug("extracting %s raised", article.id, exc_info=True)
+                log.error(
+                    "extracting %s raised %s",
+                    article.id,
+                    redact(f"{type(error).__name__}: {error}", store.secrets),
+                )
                 result = _internal_failure(article, error)
             limiter.settle(
                 requests_made=len(result.attempts),
                 tokens_used=result.usage.total_tokens,
                 estimated_tokens=estimate,
             )
-            store.save_outcome(article, result, key=key, run_id=run_id)
-            summary.articles += 1
             summary.extracted += 1
             summary.requests += len(result.attempts)
             summary.usage = summary.usage + result.usage
-            if result.record is not None:
-                summary.records += 1
+            try:
+                store.save_outcome(article, result, key=key, run_id=run_id)
+            except StoreError:
+                raise
+            except Exception as error:  # noqa: BLE001 - one article's bookkeeping must not sink the batch
+                record_bookkeeping_failure(article, error, seq=None, key=key)
             else:
-                summary.failures += 1
-                count_failure(result.failure.reason if result.failure else "internal")
+                summary.saved += 1
+                summary.articles += 1
+                if result.record is not None:
+                    summary.records += 1
+                else:
+                    summary.failures += 1
+                    count_failure(result.failure.reason if result.failure else "internal")
             reporter.update(summary)
+            cause = connection_failure(result)
+            if cause is None:
+                connection_failures_in_a_row = 0
+                continue
+            connection_failures_in_a_row += 1
+            if (
+                stop_after_connection_failures
+                and connection_failures_in_a_row >= stop_after_connection_failures
+            ):
+                raise _EndpointUnreachable(connection_failures_in_a_row, cause)
 
     status = "interrupted"
     try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(produce())
-            for _ in range(concurrency):
-                group.create_task(work())
-        status = "stopped" if summary.stopped else "finished"
+        try:
+            # A worker that raises (StoreError, _EndpointUnreachable) makes the group cancel the
+            # other workers and the reader: requests in flight are dropped, nothing half-saved.
+            async with asyncio.TaskGroup() as group:
+                group.create_task(produce())
+                for _ in range(concurrency):
+                    group.create_task(work())
+        except BaseExceptionGroup as errors:
+            stopping, rest = errors.split((StoreError, _EndpointUnreachable))
+            if stopping is None or rest is not None:
+                raise
+            reasons = _leaves(stopping)
+            # A store that cannot be written outranks an endpoint that cannot be reached.
+            store_errors = [reason for reason in reasons if isinstance(reason, StoreError)]
+            if store_errors:
+                summary.store_failure = redact(str(store_errors[0]), store.secrets)
+            else:
+                unreachable = reasons[0]
+                assert isinstance(unreachable, _EndpointUnreachable)
+                summary.stopped = await _unreachable_text(unreachable, extractor, store.secrets)
+        status = _status(summary)
     finally:
         summary.wall_s = time.monotonic() - started_wall
         summary.cpu_s = time.process_time() - started_cpu
         if not isinstance(progress, Progress):
             reporter.close()
         if owns_run:
-            store.finish_run(run_id, status=status, counts=summary.as_dict())
+            _finish_run(store, run_id, status, summary.as_dict())
     return summary
+
+
+async def _unreachable_text(
+    stop: _EndpointUnreachable, extractor: ExtractorLike, secrets: Iterable[str]
+) -> str:
+    """Why the circuit breaker stopped the batch: the endpoint's URL and, from one more probe,
+    whether it still cannot be reached and why."""
+    # Each part is redacted on its own: redacting the joined text again would read the punctuation
+    # after a URL as part of the URL.
+    endpoint = extractor.endpoint
+    base_url = getattr(endpoint, "base_url", None)
+    where = f" at {redact_url(base_url)}" if isinstance(base_url, str) else ""
+    text = f"{stop.count} articles in a row could not connect to the model endpoint{where}"
+    if isinstance(base_url, str):
+        now = await probe_endpoint(
+            base_url, getattr(endpoint, "api_key", None), timeout_s=5.0, secrets=secrets
+        )
+        text += f": {now}" if now else " (its server still answers GET /models)"
+    return f"{text}; last error: {redact(stop.last_error, secrets)}"
+
+
+def _status(summary: BatchSummary) -> str:
+    """The ``runs.status`` of a batch that returned."""
+    if summary.store_failure:
+        return "store-failed"
+    return "stopped" if summary.stopped else "finished"
+
+
+def _finish_run(store: RunStore, run_id: str, status: str, counts: Mapping[str, Any]) -> None:
+    """Mark the run finished; a store that cannot be written any more has already been reported."""
+    try:
+        store.finish_run(run_id, status=status, counts=counts)
+    except StoreError:
+        log.debug("could not mark run %s %s", run_id, status, exc_info=True)
 
 
 # ---------------------------------------------------------------- commands
@@ -365,24 +639,17 @@ class UsageError(Exception):
     """A problem with the command line or the run directory: exit code 2."""
 
 
-@contextlib.contextmanager
-def _directory_lock(out_dir: Path) -> Iterator[None]:
-    """One process per output directory: two writers would interleave runs in one store.
-    flock is released by the kernel when a process dies, so a killed run never leaves it stuck."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / LOCK_FILENAME, "w") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise UsageError(f"another triangulate process is using {out_dir}") from exc
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield
+# One process per output directory: two writers would interleave runs in one store. The lock
+# (pipeline/runlock.py) names its holder; here a busy directory is a usage error (exit code 2).
+_directory_lock = lock_refusing_with(UsageError)
 
 
 def _check_limits(args: argparse.Namespace) -> None:
     if args.concurrency is not None and args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    breaker = getattr(args, "stop_after_connection_failures", None)
+    if breaker is not None and breaker < 0:
+        raise UsageError("--stop-after-connection-failures must be 0 (never stop) or more")
     for flag in ("rpm", "tpm"):
         value = getattr(args, flag, None)
         if value is not None and value <= 0:
@@ -443,11 +710,13 @@ def _settings_from(args: argparse.Namespace, endpoint: Endpoint | None = None) -
 
 
 def _run_settings(args: argparse.Namespace, endpoint: Endpoint, concurrency: int) -> dict[str, Any]:
-    """What the runs table keeps about a command: flags and endpoint, never a key."""
+    """What the runs table keeps about a command: flags and endpoint, never a key (the base URL
+    without its userinfo and query string; the store redacts the whole text again)."""
     settings: dict[str, Any] = {
         "command": args.command if hasattr(args, "command") else None,
-        "base_url": endpoint.base_url,
+        "base_url": redact_url(endpoint.base_url),
         "concurrency": concurrency,
+        "stop_after_connection_failures": _breaker(args),
         "rpm": args.rpm,
         "tpm": args.tpm,
         "max_transport_retries": args.max_transport_retries,
@@ -465,19 +734,39 @@ def _run_settings(args: argparse.Namespace, endpoint: Endpoint, concurrency: int
     return settings
 
 
+def _breaker(args: argparse.Namespace) -> int:
+    value = getattr(args, "stop_after_connection_failures", None)
+    return DEFAULT_STOP_AFTER_CONNECTION_FAILURES if value is None else int(value)
+
+
+def _url_credentials(url: str) -> list[str]:
+    """The userinfo and query values of ``url``: a key put there is a secret wherever it shows up."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = [unquote(value) for value in (parts.username, parts.password) if value]
+    found += [value for _, value in parse_qsl(parts.query)]
+    return found
+
+
 def _secrets(env: Mapping[str, str], endpoint: Endpoint | None = None) -> list[str]:
-    values = [env.get("OPENAI_API_KEY", "")]
+    values = [env.get("OPENAI_API_KEY", ""), *_url_credentials(env.get("OPENAI_BASE_URL", ""))]
     if endpoint is not None:
         values.append(endpoint.api_key)
+        values += _url_credentials(endpoint.base_url)
     # A placeholder like "unused" is not a secret, and scrubbing it would mangle ordinary text.
     return [value for value in values if value and len(value) >= 12]
 
 
 def run_command(args: argparse.Namespace) -> int:
     """``triangulate run PATH... --out DIR``: see the module docstring for exit codes."""
-    from pipeline.sources import iter_sources
+    from pipeline.sources import DEFAULT_MAX_ARTICLE_BYTES, aiter_sources
 
-    return _command(args, kind="run", articles=lambda _store: iter_sources(args.paths))
+    max_bytes = getattr(args, "max_article_bytes", DEFAULT_MAX_ARTICLE_BYTES)
+    return _command(args, kind="run", articles=lambda _store: aiter_sources(args.paths, max_bytes=max_bytes))
 
 
 def retry_failed_command(args: argparse.Namespace) -> int:
@@ -503,6 +792,26 @@ def _command(args: argparse.Namespace, *, kind: str, articles: Any) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_NOTHING_DONE
+    except StoreError as error:
+        print(f"error: {redact(str(error), _secrets(env))}; nothing was saved", file=sys.stderr)
+        return EXIT_STORAGE
+    except OSError as error:
+        # Creating, locking or writing into the output folder (the store's own errors are StoreError).
+        if not _inside(error.filename, out_dir) or storage_cause(error) is None:
+            raise
+        print(
+            f"error: cannot write the output folder {redact(str(out_dir))}: {storage_cause(error)}; "
+            "nothing was saved",
+            file=sys.stderr,
+        )
+        return EXIT_STORAGE
+
+
+def _inside(filename: object, folder: Path) -> bool:
+    if not isinstance(filename, (str, os.PathLike)):
+        return False
+    path, folder = Path(os.path.abspath(filename)), Path(os.path.abspath(folder))
+    return path == folder or folder in path.parents
 
 
 def _command_locked(
@@ -550,19 +859,39 @@ def _execute(
     out_dir: Path,
     extractor_class: Any,
 ) -> int:
-    extractor = extractor_class(endpoint, _settings_from(args, endpoint))
-    run_id = store.start_run(
-        kind,
-        model=endpoint.model,
-        provider=endpoint.provider,
-        cache_key_parts=extractor.cache_key_parts,
-        settings=_run_settings(args, endpoint, concurrency),
-    )
+    # Printed lines are put together from parts that each went through pipeline.redact (the URL
+    # through redact_url): redacting a whole line again would take the punctuation after a URL
+    # for part of its query string.
+    where = redact_url(endpoint.base_url)
     print(
-        f"triangulate {kind}: model {endpoint.model} ({endpoint.provider}), {concurrency} in flight, "
-        f"store {store.db_path}",
+        f"triangulate {kind}: model {redact(endpoint.model, store.secrets)} ({endpoint.provider}) at "
+        f"{where}, {concurrency} in flight, store {store.db_path}",
         file=sys.stderr,
     )
+    preflight_s = min(float(args.timeout), PREFLIGHT_TIMEOUT_S)
+    unreachable = asyncio.run(
+        probe_endpoint(endpoint.base_url, endpoint.api_key, timeout_s=preflight_s, secrets=store.secrets)
+    )
+    if unreachable is not None:
+        print(
+            f"error: cannot reach the model endpoint at {where}: {unreachable}; nothing was sent and "
+            "no article was marked failed (start the server or fix OPENAI_BASE_URL, then run the same "
+            "command again)",
+            file=sys.stderr,
+        )
+        return EXIT_NOTHING_DONE
+    extractor = extractor_class(endpoint, _settings_from(args, endpoint))
+    try:
+        run_id = store.start_run(
+            kind,
+            model=endpoint.model,
+            provider=endpoint.provider,
+            cache_key_parts=extractor.cache_key_parts,
+            settings=_run_settings(args, endpoint, concurrency),
+        )
+    except BaseException:
+        asyncio.run(extractor.aclose())
+        raise
     progress = Progress(quiet=bool(args.quiet))
 
     async def go() -> BatchSummary:
@@ -578,6 +907,7 @@ def _execute(
                 progress=progress,
                 run_id=run_id,
                 retry_failures=kind == "retry-failed",
+                stop_after_connection_failures=_breaker(args),
             )
         finally:
             await extractor.aclose()
@@ -586,15 +916,35 @@ def _execute(
     status = "interrupted"
     try:
         summary = asyncio.run(go())
-        status = "stopped" if summary.stopped else "finished"
+        status = _status(summary)
     finally:
         progress.close()
-        store.finish_run(run_id, status=status, counts=summary.as_dict() if summary else {})
+        _finish_run(store, run_id, status, summary.as_dict() if summary else {})
     assert summary is not None  # asyncio.run either returned one or raised
-    derived = store.write_derived(out_dir)
+    if summary.store_failure:  # redacted by run_batch
+        print(
+            f"error: {summary.store_failure}; the run stopped: {summary.saved} article outcome(s) of this "
+            "run were saved, nothing after them; free space or fix the folder, then run the same command "
+            "again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_STORAGE
+    try:
+        derived = store.write_derived(out_dir)
+    except StoreError as error:
+        print(
+            f"error: {redact(str(error), store.secrets)}; every outcome is saved in {store.db_path}: run "
+            "the same command again once the folder can be written (nothing will be asked again)",
+            file=sys.stderr,
+        )
+        return EXIT_STORAGE
     code = _exit_code(store.outcome_counts())
-    if summary.stopped:
-        print(f"error: stopped early: {summary.stopped}", file=sys.stderr)
+    if summary.stopped:  # redacted by run_batch
+        print(
+            f"error: stopped early: {summary.stopped}; articles not yet extracted stay pending "
+            "(no failure row): run the same command again to resume",
+            file=sys.stderr,
+        )
         code = EXIT_NOTHING_DONE
     print(_summary_text(summary, out_dir, derived.records, derived.failures), file=sys.stderr)
     if not getattr(args, "no_reconcile", False) and not summary.stopped:
@@ -658,8 +1008,22 @@ def _reconcile(store: RunStore, out_dir: Path) -> int:
         # pointed at DIR/triangulate.sqlite sees every run without an export step.
         write_run_store_tables(out_dir)
     except Exception as error:
-        log.exception("reconcile failed")
-        print(f"error: reconcile failed: {type(error).__name__}: {error}; records are kept", file=sys.stderr)
+        cause = storage_cause(error)
+        if cause is not None:
+            print(
+                f"error: cannot write the reconciled outputs in {out_dir}: {redact(cause, store.secrets)}; "
+                "the records are kept in the run store: run the same command again once the folder "
+                "can be written",
+                file=sys.stderr,
+            )
+            return EXIT_STORAGE
+        log.debug("reconcile failed", exc_info=True)
+        print(
+            redact(
+                f"error: reconcile failed: {type(error).__name__}: {error}; records are kept", store.secrets
+            ),
+            file=sys.stderr,
+        )
         return EXIT_PARTIAL
     print(f"reconciled {len(records)} records into {out_dir}", file=sys.stderr)
     return EXIT_OK

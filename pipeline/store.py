@@ -36,12 +36,21 @@ Each article's outcome (extraction or failure, plus its attempts and exchanges) 
 one transaction when it finishes, so the store never holds half an outcome.
 A success supersedes an earlier failure of the same article.
 
+A failure is a cached outcome (a plain re-run does not ask again) only when it says something about
+the article: a failure caused by the endpoint or the connection to it (reasons in
+:data:`RETRIED_ON_RERUN`) is asked again by the next run.
+
+When the store itself cannot be written (the disk is full, the folder or file is read-only, an I/O
+error, a damaged file), every method raises :class:`StoreError`; anything else a method raises is
+about the data it was given (one article), and the store is unchanged by it.
+
 Concurrency: one writer (the batch runner's event loop); WAL mode lets readers
 (the dashboard exporter, a test watching progress) read while it writes.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -49,6 +58,7 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -73,6 +83,92 @@ FAILURES_FILENAME = "failures.jsonl"
 STORE_FORMAT = "1"
 
 CachedOutcome = Literal["record", "failure"]
+
+RETRIED_ON_RERUN = frozenset({"transport", "endpoint"})
+"""Failure reasons that describe the endpoint, not the article (connection refused, timeouts,
+429/5xx after every retry, an HTML page where JSON was expected): never a cached outcome, so a
+plain re-run asks again once the endpoint works."""
+
+
+class StoreError(Exception):
+    """The run store or the output folder cannot be written: the disk is full, the folder or file
+    is read-only, an I/O error, a damaged database. Nothing to do with any one article: every later
+    write would fail the same way, so a batch stops instead of failing article after article."""
+
+    def __init__(self, path: Path, cause: str, *, what: str = "run store") -> None:
+        self.path = Path(path)
+        self.cause = cause
+        self.what = what
+        super().__init__(f"cannot write the {what} at {path}: {cause}")
+
+
+# The primary SQLite result code (``sqlite_errorname`` without its extended suffix) -> a cause.
+_SQLITE_CAUSES = {
+    "SQLITE_FULL": "disk full",
+    "SQLITE_IOERR": "disk I/O error",
+    "SQLITE_READONLY": "read-only",
+    "SQLITE_CANTOPEN": "the file cannot be opened",
+    "SQLITE_PERM": "permission denied",
+    "SQLITE_CORRUPT": "the database file is damaged",
+    "SQLITE_NOTADB": "the file is not a SQLite database",
+    "SQLITE_BUSY": "another process holds the database",
+    "SQLITE_LOCKED": "the database is locked",
+}
+_OS_CAUSES = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exhausted",
+    errno.EFBIG: "file size limit reached",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EIO: "disk I/O error",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EISDIR: "a folder stands where a file should be",
+    errno.EEXIST: "a file stands where a folder should be",
+    errno.ENOENT: "the folder does not exist",
+}
+# Errors about the values bound to one statement (one article's data), not about the store.
+_DATA_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.ProgrammingError,
+    sqlite3.InterfaceError,
+    sqlite3.NotSupportedError,
+)
+
+
+def storage_cause(error: BaseException) -> str | None:
+    """A short cause ("disk full (...)") when ``error`` means storage failed, else None.
+
+    Storage failing: SQLite errors other than those about the values of one statement
+    (``database or disk is full``, ``disk I/O error``, ``attempt to write a readonly database``,
+    ``unable to open database file``, a damaged file...), and ``OSError`` with a storage errno
+    (ENOSPC, EDQUOT, EFBIG, EROFS, EACCES, EPERM, EIO, ENOTDIR, EISDIR, EEXIST, ENOENT).
+    """
+    if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, _DATA_ERRORS):
+        name = str(getattr(error, "sqlite_errorname", "") or "")
+        primary = "_".join(name.split("_")[:2])
+        cause = _SQLITE_CAUSES.get(primary)
+        detail = f"sqlite: {error}" + (f", {name}" if name else "")
+        return f"{cause} ({detail})" if cause else detail
+    if isinstance(error, OSError) and error.errno in _OS_CAUSES:
+        return f"{_OS_CAUSES[error.errno]} ({error.strerror or error})"
+    return None
+
+
+@contextmanager
+def _storage_errors(path: Path, *, what: str = "run store") -> Iterator[None]:
+    """Turn a storage failure raised inside into :class:`StoreError`; anything else passes through."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as error:
+        cause = storage_cause(error)
+        if cause is None:
+            raise
+        raise StoreError(path, cause, what=what) from error
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -263,21 +359,26 @@ class RunStore:
 
     def __init__(self, path: Path, *, secrets: Iterable[str] = ()) -> None:
         self.db_path = store_path(path)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.secrets = tuple(secret for secret in secrets if secret)
-        # isolation_level=None: we open transactions ourselves, so "one outcome, one transaction"
-        # is visible in the code rather than left to the driver's implicit BEGIN.
-        self._db = sqlite3.connect(self.db_path, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt the file,
-        # and commits skip the fsync that would otherwise cap throughput.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_format', ?)", (STORE_FORMAT,)
-        )
+        with _storage_errors(self.db_path):
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we open transactions ourselves, so "one outcome, one transaction"
+            # is visible in the code rather than left to the driver's implicit BEGIN.
+            self._db = sqlite3.connect(self.db_path, isolation_level=None)
+            try:
+                self._db.row_factory = sqlite3.Row
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt the file,
+                # and commits skip the fsync that would otherwise cap throughput.
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA busy_timeout=10000")
+                self._db.executescript(_SCHEMA)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_format', ?)", (STORE_FORMAT,)
+                )
+            except BaseException:
+                self._db.close()
+                raise
 
     # -- lifecycle --
 
@@ -298,7 +399,7 @@ class RunStore:
         return self._db
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.db_path)
 
     # -- runs --
 
@@ -312,7 +413,9 @@ class RunStore:
         settings: Mapping[str, Any] | None = None,
     ) -> str:
         """Record the start of a command; returns its run id. Earlier runs still marked running were
-        killed (the store is only written by one process at a time), so they are marked so."""
+        killed (the store is only written by one process at a time), so they are marked so.
+        ``settings`` and ``cache_key_parts`` are stored through :func:`pipeline.redact.redact`
+        (credentials in a URL's userinfo or query string, keys, the store's ``secrets``)."""
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
         with self._transaction() as db:
             db.execute("UPDATE runs SET status = 'killed' WHERE status = 'running'")
@@ -325,7 +428,7 @@ class RunStore:
                     _now(),
                     model,
                     provider,
-                    json.dumps(dict(cache_key_parts or {}), sort_keys=True),
+                    redact(json.dumps(dict(cache_key_parts or {}), sort_keys=True), self.secrets),
                     redact(json.dumps(dict(settings or {}), sort_keys=True, default=str), self.secrets),
                 ),
             )
@@ -362,8 +465,10 @@ class RunStore:
         """Record that ``run_id`` read ``article`` (at input position ``seq``) and look up its cache.
 
         ``key`` None means "do not use the cache" (``--refresh``). A failure stored under the same
-        key counts as done unless ``allow_cached_failure`` is False: a plain re-run does not retry
-        failures (that is what ``retry-failed`` is for), so an unchanged re-run makes no requests.
+        key counts as done unless ``allow_cached_failure`` is False or its reason is one of
+        :data:`RETRIED_ON_RERUN`: a plain re-run does not retry what failed because of the article
+        (that is what ``retry-failed`` is for), so an unchanged re-run against a working endpoint
+        makes no requests.
         """
         now = _now()
         with self._transaction() as db:
@@ -432,9 +537,10 @@ class RunStore:
             return "record"
         if allow_cached_failure:
             failed = db.execute(
-                "SELECT 1 FROM failures WHERE key = ? AND cache_key = ?", (article_id, key)
+                "SELECT reason FROM failures WHERE key = ? AND cache_key = ?", (article_id, key)
             ).fetchone()
-            if failed:
+            # An endpoint that was down says nothing about the article: ask again.
+            if failed and failed["reason"] not in RETRIED_ON_RERUN:
                 db.execute("UPDATE articles SET status = 'failure' WHERE id = ?", (article_id,))
                 return "failure"
         return None
@@ -468,6 +574,63 @@ class RunStore:
             )
             # The path no longer yields that article.
             db.execute("DELETE FROM article_sources WHERE path = ?", (path,))
+
+    def record_article_failure(
+        self, article: Article, failure: FailureRow, *, run_id: str, seq: int | None, key: str | None
+    ) -> None:
+        """Make ``failure`` the article's outcome in one transaction, registering the article first
+        if it is not in the store yet. For failures found outside the extractor (the article could
+        not be registered or its outcome saved), so the strings are stored with anything SQLite
+        cannot encode (a lone surrogate from a JSON escape) replaced, and the text is kept only if
+        the article has no row yet."""
+        now = _now()
+        with self._transaction() as db:
+            row = db.execute("SELECT 1 FROM articles WHERE id = ?", (article.id,)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO articles (id, source_path, outlet, url, published, title, text, n_chars,"
+                    " first_seen, last_run, run_seq, status)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'failure')",
+                    (
+                        article.id,
+                        _storable(article.source_path),
+                        _storable(article.outlet),
+                        _storable(article.url),
+                        _iso(article.published),
+                        _storable(article.title),
+                        _storable(article.text) or "",
+                        len(article.text),
+                        now,
+                        run_id,
+                        seq,
+                    ),
+                )
+            else:
+                db.execute(
+                    "UPDATE articles SET status = 'failure', current_key = NULL, last_run = ?,"
+                    " run_seq = COALESCE(?, run_seq) WHERE id = ?",
+                    (run_id, seq, article.id),
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO failures (key, article_id, source_path, reason, detail, attempts,"
+                " last_error, prompt_tokens, completion_tokens, total_tokens, cache_key, run_id, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    article.id,
+                    article.id,
+                    _storable(failure.source_path or article.source_path),
+                    failure.reason,
+                    _storable(redact(failure.detail, self.secrets)),
+                    failure.attempts,
+                    _storable(redact(failure.last_error, self.secrets)),
+                    failure.usage.prompt_tokens,
+                    failure.usage.completion_tokens,
+                    failure.usage.total_tokens,
+                    key,
+                    run_id,
+                    now,
+                ),
+            )
 
     # -- outcomes --
 
@@ -814,31 +977,53 @@ class RunStore:
         (temporary file in the same folder, then rename), so readers and killed runs never see
         a half-written or duplicated file."""
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        n_records = _write_lines_atomically(out_dir / RECORDS_FILENAME, self.iter_record_json(run_id))
-        n_failures = _write_lines_atomically(
-            out_dir / FAILURES_FILENAME, (row.model_dump_json() for row in self.iter_failures(run_id))
-        )
+        with _storage_errors(out_dir, what="output folder"):
+            out_dir.mkdir(parents=True, exist_ok=True)
+        with _storage_errors(self.db_path), _storage_errors(out_dir / RECORDS_FILENAME, what="outputs"):
+            n_records = _write_lines_atomically(out_dir / RECORDS_FILENAME, self.iter_record_json(run_id))
+        with _storage_errors(self.db_path), _storage_errors(out_dir / FAILURES_FILENAME, what="outputs"):
+            n_failures = _write_lines_atomically(
+                out_dir / FAILURES_FILENAME, (row.model_dump_json() for row in self.iter_failures(run_id))
+            )
         return DerivedCounts(records=n_records, failures=n_failures)
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception; a storage failure
+    anywhere in it (``BEGIN``, a statement, ``COMMIT``) is raised as :class:`StoreError`."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
 
     def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
+        with _storage_errors(self._path):
+            self._db.execute("BEGIN IMMEDIATE")
         return self._db
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is None:
-            self._db.execute("COMMIT")
-        else:
-            self._db.execute("ROLLBACK")
+            try:
+                with _storage_errors(self._path):
+                    self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            return
+        self._rollback()
+        if exc is not None and not isinstance(exc, StoreError):
+            cause = storage_cause(exc)
+            if cause is not None:
+                raise StoreError(self._path, cause) from exc
+
+    def _rollback(self) -> None:
+        # After SQLITE_FULL or an I/O error SQLite may have rolled the transaction back already,
+        # and a ROLLBACK on a broken file can fail too: the error that got us here is the one to report.
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
 
 def _input_key(path: str) -> str:
@@ -887,6 +1072,13 @@ def _article_from_row(row: sqlite3.Row) -> Article:
         published=date.fromisoformat(row["published"]) if row["published"] else None,
         title=row["title"],
     )
+
+
+def _storable(value: str | None) -> str | None:
+    """``value`` with what SQLite cannot store as UTF-8 (lone surrogates) replaced."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def _write_lines_atomically(target: Path, lines: Iterable[str]) -> int:

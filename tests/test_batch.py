@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_server import FaultMix, FaultServer
+from fault_server import FaultMix, FaultServer, closed_port
 
 from pipeline.batch import BatchSummary, Progress, run_batch
 from pipeline.cli import main
@@ -464,3 +467,232 @@ def test_run_with_db_writes_the_dashboard_tables_after_extraction(
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert "records" in tables
         assert db.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 2
+
+
+# ---------------------------------------------------------------- when recording fails
+#
+# The store really fails here: SQLite's own limits (``PRAGMA max_page_count`` on the store's
+# connection), a folder where a file must go, a file where the folder must go, chmod. Nothing in
+# the runner or the store is replaced.
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+class BrokenRecordFor:
+    """The real extractor, except that one article's record comes back holding a lone surrogate
+    (what a model's broken ``\\ud83d`` JSON escape decodes to), which cannot be written as UTF-8."""
+
+    def __init__(self, inner: Extractor, article_id: str) -> None:
+        self.inner = inner
+        self.endpoint = inner.endpoint
+        self.cache_key_parts = inner.cache_key_parts
+        self.article_id = article_id
+
+    async def extract(self, article: Article) -> ExtractionResult:
+        result = await self.inner.extract(article)
+        if article.id == self.article_id and result.record is not None:
+            broken = result.record.model_copy(update={"source_path": "/in/\ud83d.txt"})
+            result = result.model_copy(update={"record": broken})
+        return result
+
+
+def test_an_outcome_the_store_cannot_save_becomes_that_articles_bookkeeping_failure(tmp_path: Path) -> None:
+    articles = make_articles(6)
+    unlucky = articles[2]
+
+    async def go(server: FaultServer, store: RunStore) -> BatchSummary:
+        inner = make_extractor(server)
+        try:
+            return await run_batch(articles, BrokenRecordFor(inner, unlucky.id), store, concurrency=3)
+        finally:
+            await inner.aclose()
+
+    with FaultServer() as server, RunStore(tmp_path) as store:
+        summary = asyncio.run(go(server, store))
+        store.write_derived(tmp_path)
+    (failure,) = jsonl(tmp_path / "failures.jsonl")
+    assert (failure["article_id"], failure["source_path"], failure["reason"]) == (
+        unlucky.id,
+        unlucky.source_path,
+        "bookkeeping",
+    )
+    assert "surrogates not allowed" in failure["last_error"]
+    assert {row["article_id"] for row in jsonl(tmp_path / "records.jsonl")} == {a.id for a in articles} - {
+        unlucky.id
+    }
+    assert (summary.records, summary.failures, summary.reason_counts) == (5, 1, {"bookkeeping": 1})
+
+
+def test_an_article_the_store_cannot_register_becomes_a_bookkeeping_failure_and_the_batch_goes_on(
+    tmp_path: Path,
+) -> None:
+    articles = make_articles(4)
+    # A lone surrogate (what a truncated JSON escape decodes to) in an outlet name: SQLite cannot
+    # encode it. The source readers refuse such input; run_batch takes articles from anywhere.
+    broken = articles[1].model_copy(update={"outlet": "Mesa \ud83d Courier"})
+    articles[1] = broken
+    with FaultServer() as server, RunStore(tmp_path) as store:
+        summary = run(articles, server, store, concurrency=2)
+        store.write_derived(tmp_path)
+        requested = {log.sentences for log in server.requests}
+    (failure,) = jsonl(tmp_path / "failures.jsonl")
+    assert (failure["article_id"], failure["source_path"], failure["reason"]) == (
+        broken.id,
+        broken.source_path,
+        "bookkeeping",
+    )
+    assert "UnicodeEncodeError" in failure["last_error"]
+    assert len(jsonl(tmp_path / "records.jsonl")) == 3
+    assert numbered(broken.text) not in requested and len(requested) == 3  # it was never sent
+    assert (summary.records, summary.failures, summary.reason_counts) == (3, 1, {"bookkeeping": 1})
+
+
+def test_a_full_store_stops_the_batch_at_once_and_keeps_every_outcome_saved_before(tmp_path: Path) -> None:
+    articles = make_articles(40)
+    with FaultServer(FaultMix(latency_s=0.05)) as server, RunStore(tmp_path) as store:
+        store.start_run("warm-up")  # the tables' first pages exist
+        pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
+        store.connection.execute(f"PRAGMA max_page_count = {pages + 24}")  # room for a few articles
+        summary = run(articles, server, store, concurrency=4)
+        requested = {log.sentences for log in server.requests}
+        store.connection.execute("PRAGMA max_page_count = 1073741823")
+        statuses = dict(
+            store.connection.execute("SELECT status, COUNT(*) FROM articles GROUP BY status").fetchall()
+        )
+        failure_rows = store.connection.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
+        run_status = store.connection.execute("SELECT status FROM runs ORDER BY rowid DESC").fetchone()[0]
+
+    assert summary.store_failure is not None
+    assert summary.store_failure.startswith(f"cannot write the run store at {store.db_path}: disk full")
+    assert 0 < summary.saved == summary.records == statuses["record"] < len(articles)
+    assert failure_rows == 0  # no article is blamed for the full disk
+    assert statuses.get("pending", 0) + statuses["record"] <= len(articles)
+    # It stopped at once: besides the saved articles, at most the ones in flight were requested.
+    assert len(requested) <= summary.saved + 4
+    assert run_status == "store-failed"
+
+
+def test_out_naming_a_file_exits_3_with_one_line(
+    tmp_path: Path, cli_server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_articles(tmp_path / "in", 2)
+    (tmp_path / "out").write_text("a file, not a folder\n")
+    code = main(["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", MODEL, "-q"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "Traceback" not in err
+    assert error_lines(err) == [
+        f"error: cannot write the output folder {tmp_path / 'out'}: a file stands where a folder should be "
+        "(File exists); nothing was saved"
+    ]
+    assert cli_server.requests == []
+
+
+def test_an_output_file_that_cannot_be_replaced_exits_3_and_every_outcome_stays_in_the_store(
+    tmp_path: Path, cli_server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_articles(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    (out / "records.jsonl").mkdir(parents=True)  # a folder where records.jsonl has to go
+    code = main(["run", str(tmp_path / "in"), "--out", str(out), "--model", MODEL, "-q"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "Traceback" not in err
+    (line,) = error_lines(err)
+    assert line.startswith(f"error: cannot write the outputs at {out / 'records.jsonl'}: ")
+    assert "run the same command again" in line
+    with RunStore(out) as store:
+        assert len(store.records()) == 3
+
+    (out / "records.jsonl").rmdir()
+    cli_server.reset()
+    assert main(["run", str(tmp_path / "in"), "--out", str(out), "--model", MODEL, "-q"]) == 0
+    assert cli_server.requests == []  # the outcomes were in the store: nothing asked again
+    assert len(jsonl(out / "records.jsonl")) == 3
+
+
+def test_a_read_only_output_folder_exits_3_with_one_line(
+    tmp_path: Path, cli_server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_articles(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    argv = ["run", str(tmp_path / "in"), "--out", str(out), "--model", MODEL, "-q", "--no-reconcile"]
+    assert main(argv) == 0
+    write_articles(tmp_path / "in", 2, start=2)
+    for path in (out, *out.iterdir()):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        try:
+            (out / "probe").write_text("")
+        except PermissionError:
+            pass
+        else:
+            pytest.skip(
+                "chmod does not stop this user's writes (root); the full-store tests here and in "
+                "test_resume.py cover a store that cannot be written"
+            )
+        capsys.readouterr()
+        code = main(argv)
+        err = capsys.readouterr().err
+    finally:
+        for path in (out, *out.iterdir()):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert code == 3
+    assert "Traceback" not in err
+    (line,) = error_lines(err)
+    assert line.startswith("error: cannot write the ") and str(out) in line
+    assert "nothing was saved" in line
+
+
+# ---------------------------------------------------------------- credentials in the base URL
+
+
+def test_a_key_in_the_base_url_is_never_stored_or_printed(tmp_path: Path) -> None:
+    """The key sits in OPENAI_BASE_URL's userinfo (the fault server ignores it) or query string,
+    across a normal run, a run against a closed port and a run the circuit breaker stops."""
+    key = "sk-test-9876543210abcd"
+    write_articles(tmp_path / "in", 6)
+    logs: list[str] = []
+
+    def run_cli(base_url: str, out: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "OPENAI_BASE_URL": base_url}
+        env.pop("OPENAI_API_KEY", None)
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "run", str(tmp_path / "in"), "--out", str(out)]
+            + ["--model", MODEL, "--max-transport-retries", "0", *flags],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        logs.extend([done.stdout, done.stderr])
+        return done
+
+    with FaultServer(FaultMix(server_error=0.3, seed=4)) as server:
+        ok = run_cli(f"http://{key}@127.0.0.1:{server.port}/v1", tmp_path / "ok")
+    with FaultServer(FaultMix(drop=1.0)) as dropping:
+        stopped = run_cli(
+            f"http://{key}@127.0.0.1:{dropping.port}/v1", tmp_path / "stopped", "--concurrency", "1"
+        )
+    port = closed_port()
+    refused = run_cli(f"http://{key}@127.0.0.1:{port}/v1", tmp_path / "refused")
+    queried = run_cli(f"http://127.0.0.1:{port}/v1?key={key}", tmp_path / "queried")
+
+    assert ok.returncode in (0, 1) and jsonl(tmp_path / "ok" / "records.jsonl")
+    assert stopped.returncode == 2 and f"[redacted]@127.0.0.1:{dropping.port}/v1" in stopped.stderr
+    assert refused.returncode == 2 and f"at http://[redacted]@127.0.0.1:{port}/v1: connection refused" in (
+        refused.stderr
+    )
+    assert queried.returncode == 2 and f"at http://127.0.0.1:{port}/v1?[redacted]: connection refused" in (
+        queried.stderr
+    )
+    for folder in ("ok", "stopped", "refused", "queried"):
+        for path in (tmp_path / folder).rglob("*"):
+            assert not path.is_file() or b"9876543210abcd" not in path.read_bytes(), path
+    for text in logs:
+        assert "9876543210abcd" not in text
+    with sqlite3.connect(tmp_path / "ok" / "triangulate.sqlite") as db:
+        (settings,) = db.execute("SELECT settings FROM runs").fetchone()
+    assert json.loads(settings)["base_url"] == f"http://[redacted]@127.0.0.1:{server.port}/v1"

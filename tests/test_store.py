@@ -451,3 +451,140 @@ def test_find_article_resolves_ids_prefixes_paths_and_file_names(store: RunStore
     assert found("ory.md") == []  # a file name matches whole path components only
     assert found("no-such-file.md") == []
     assert found("") == []
+
+
+# -- failures a re-run asks again, and a store that cannot be written --
+#
+# These use real SQLite limits (``PRAGMA max_page_count``, ``PRAGMA query_only``) on the store's own
+# connection: nothing in the store is replaced, SQLite itself refuses the write.
+
+
+@pytest.mark.parametrize("reason", ["transport", "endpoint"])
+def test_a_failure_caused_by_the_endpoint_is_never_a_cached_outcome(store: RunStore, reason: str) -> None:
+    down = make_article(f"Story the endpoint never answered ({reason}).")
+    bad_reply = make_article(f"Story the model answered badly ({reason}).")
+    run1 = store.start_run("run")
+    for seq, (article, why) in enumerate(((down, reason), (bad_reply, "validation")), start=1):
+        store.register_article(article, run_id=run1, seq=seq, key="k")
+        store.save_outcome(article, failed(article, reason=why), key="k", run_id=run1)
+
+    run2 = store.start_run("run")
+    assert store.register_article(down, run_id=run2, seq=1, key="k").cached is None  # asked again
+    assert store.register_article(bad_reply, run_id=run2, seq=2, key="k").cached == "failure"
+
+
+def pages(store: RunStore) -> int:
+    return int(store.connection.execute("PRAGMA page_count").fetchone()[0])
+
+
+def test_a_full_disk_is_a_store_error_naming_the_file_and_no_outcome_is_half_written(store: RunStore) -> None:
+    from pipeline import store as store_module
+
+    article = make_article("Story saved onto a full disk.")
+    run = store.start_run("run")
+    store.register_article(article, run_id=run, seq=1, key="k")
+    store.connection.execute(f"PRAGMA max_page_count = {pages(store)}")  # no room for one more page
+
+    big = success(article).model_copy(update={"exchanges": [exchange(article, 1, "x" * 50_000)]})
+    with pytest.raises(store_module.StoreError) as raised:
+        store.save_outcome(article, big, key="k", run_id=run)
+    assert raised.value.path == store.db_path
+    assert str(raised.value).startswith(f"cannot write the run store at {store.db_path}: disk full")
+    assert "database or disk is full" in str(raised.value)
+    assert (count(store, "attempts"), count(store, "exchanges"), count(store, "extractions")) == (0, 0, 0)
+    assert store.outcome(article.id) == store_module.ArticleOutcome(status="pending")
+
+    store.connection.execute("PRAGMA max_page_count = 1073741823")  # space freed: the store carries on
+    store.save_outcome(article, big, key="k", run_id=run)
+    saved = store.outcome(article.id)
+    assert saved is not None and saved.status == "record"
+
+
+def test_a_read_only_database_is_a_store_error_for_every_write(store: RunStore) -> None:
+    from pipeline import store as store_module
+
+    run = store.start_run("run")
+    store.connection.execute("PRAGMA query_only = 1")
+    for write in (
+        lambda: store.start_run("run"),
+        lambda: store.finish_run(run, status="finished", counts={}),
+        lambda: store.register_article(make_article("Story."), run_id=run, seq=1, key="k"),
+    ):
+        with pytest.raises(store_module.StoreError, match="read-only"):
+            write()
+
+
+def test_opening_a_store_where_a_file_blocks_the_folder_is_a_store_error(tmp_path: Path) -> None:
+    from pipeline import store as store_module
+
+    (tmp_path / "out").write_text("not a folder")
+    with pytest.raises(store_module.StoreError, match="a file stands where a folder should be"):
+        RunStore(tmp_path / "out")
+    with pytest.raises(store_module.StoreError, match="a part of the path is not a folder"):
+        RunStore(tmp_path / "out" / "inner")
+
+
+def test_storage_failures_are_told_apart_from_one_articles_bad_data(tmp_path: Path) -> None:
+    from pipeline.store import storage_cause
+
+    db = sqlite3.connect(tmp_path / "x.sqlite", isolation_level=None)
+    db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT NOT NULL)")
+    db.execute("INSERT INTO t VALUES ('a', 'x')")
+
+    def error_of(sql: str, *params: object) -> Exception:
+        try:
+            db.execute(sql, params)
+        except Exception as error:  # noqa: BLE001 - the error is what the test looks at
+            return error
+        raise AssertionError(f"{sql} did not fail")
+
+    # One article's data: not the store's fault.
+    assert storage_cause(error_of("INSERT INTO t VALUES ('a', 'y')")) is None  # IntegrityError
+    assert storage_cause(error_of("INSERT INTO t VALUES (?, ?)", "b", "\ud83d")) is None  # UnicodeEncodeError
+    assert storage_cause(RuntimeError("disk full")) is None  # a word in a message is not a cause
+    # The store or the folder: every later write fails too.
+    db.execute("PRAGMA query_only = 1")
+    assert (storage_cause(error_of("INSERT INTO t VALUES ('c', 'z')")) or "").startswith("read-only")
+    assert (storage_cause(OSError(28, "No space left on device")) or "").startswith("disk full")
+    assert (storage_cause(OSError(30, "Read-only file system")) or "").startswith("read-only file system")
+    db.close()
+
+
+def test_an_article_sqlite_cannot_store_can_still_be_recorded_as_a_failure(
+    store: RunStore, tmp_path: Path
+) -> None:
+    # A JSON escape can leave a lone surrogate in an outlet name; SQLite cannot encode it.
+    article = make_article("Story with a broken outlet name.", "/in/feed.jsonl:2").model_copy(
+        update={"outlet": "Mesa \ud83d Courier"}
+    )
+    run = store.start_run("run")
+    with pytest.raises(UnicodeEncodeError):
+        store.register_article(article, run_id=run, seq=2, key="k")
+    assert count(store, "articles") == 0  # the registration was rolled back whole
+
+    failure = FailureRow(
+        article_id=article.id,
+        source_path=article.source_path,
+        reason="bookkeeping",
+        detail="could not be recorded",
+        last_error="UnicodeEncodeError: surrogates not allowed",
+    )
+    store.record_article_failure(article, failure, run_id=run, seq=2, key="k")
+    store.write_derived(tmp_path / "out")
+    rows = jsonl(tmp_path / "out" / "failures.jsonl")
+    assert [(row["article_id"], row["source_path"], row["reason"]) for row in rows] == [
+        (article.id, "/in/feed.jsonl:2", "bookkeeping")
+    ]
+    kept = store.article(article.id)
+    assert kept is not None and kept.outlet == "Mesa ? Courier"
+
+
+def test_run_settings_and_cache_key_parts_are_stored_without_credentials(store: RunStore) -> None:
+    store.start_run(
+        "run",
+        cache_key_parts={"model": "m1", "endpoint": "http://sk-test-9876543210abcd@127.0.0.1:8080/v1"},
+        settings={"base_url": "http://127.0.0.1:8080/v1?key=AIzaQueryKey98765", "concurrency": 4},
+    )
+    stored = json.dumps(store.runs())
+    assert "9876543210abcd" not in stored and "AIzaQueryKey98765" not in stored
+    assert "127.0.0.1:8080/v1" in stored  # where the run went is kept, its credentials are not
