@@ -49,7 +49,7 @@ from schemas.contract import READING_FIELDS
 
 # Part of the cache key: bump it when a change here or in pipeline.evidence changes the record
 # built from the same reply, so a re-run does not serve records built by the old rules.
-EVIDENCE_VERSION = "1"
+EVIDENCE_VERSION = "2"
 
 _SECTION_TYPES: dict[str, type[Any]] = {
     "when": When,
@@ -147,6 +147,7 @@ def cite_reading(
     def cited(value: Any, path: str, hints: list[int | None], subject: str | None = None) -> Cited[Any]:
         return _cited(value, path, hints, sentences, text, speakers, subject, sentence_offset)
 
+    reading = tidy_places(reading)
     values: dict[str, dict[str, Cited[Any]]] = {name: {} for name in _SECTION_TYPES}
     for field in READING_FIELDS:
         value = getattr(reading, field.key)
@@ -170,6 +171,12 @@ def cite_reading(
                     values["when"]["date"] = values["when"]["date"].model_copy(
                         update={"grounding": raw.grounding.model_copy(), "quote": raw.quote}
                     )
+
+    subject = values["subjects"]
+    if "place_of_death" not in subject and _said_killed(subject.get("outcome")):
+        backfilled = _place_of_death_from_wording(cited)
+        if backfilled is not None:
+            subject["place_of_death"] = backfilled
 
     where = values["where"]
     where_precision = (
@@ -221,6 +228,72 @@ def _repeats_a_wider_place(key: str, value: Any, reading: ArticleReading) -> boo
     known = {word.casefold() for word in _WORD.findall(wider)} | _STATE_WORDS | _FILLER_WORDS
     words = [word.casefold() for word in _WORD.findall(value)]
     return bool(words) and all(word in known for word in words)
+
+
+_COUNTY_WORDS = re.compile(r"\b(county|parish|borough)$", re.IGNORECASE)
+_CITY_COMMA_STATE = re.compile(r"^(?P<city>[^,]+),\s*(?P<state>[A-Za-z. ]+)$")
+
+
+def _us_state(text: str) -> bool:
+    folded = text.casefold().strip(" .")
+    return folded in US_STATES or any(folded in abbreviations for abbreviations in US_STATES.values())
+
+
+def tidy_places(reading: ArticleReading) -> ArticleReading:
+    """Put place names a small model files under the wrong key where the contract says they go.
+
+    * a ``city`` that names a county ("Montgomery County") is the county;
+    * a ``place`` of the form "City, State" ("Riverside, Ohio") is a city, not a street: it fills
+      the city when there is none (and the state when there is none), and is dropped as a place.
+
+    The sentence numbers move with the values. Nothing is invented: every value kept is one the
+    model wrote, and its evidence is still located in the article.
+    """
+    update: dict[str, Any] = {}
+    city, city_sent = reading.city, reading.city_sent
+    if city is not None and _COUNTY_WORDS.search(city):
+        if reading.county is None:
+            update.update(county=city, county_sent=city_sent)
+        city, city_sent = None, None
+        update.update(city=None, city_sent=None)
+    place = reading.place
+    match = _CITY_COMMA_STATE.match(place) if place is not None else None
+    if match is not None and _us_state(match["state"]):
+        update.update(place=None, place_sent=None)
+        if city is None:
+            update.update(city=match["city"].strip(), city_sent=reading.place_sent)
+        if reading.state is None:
+            update.update(state=match["state"].strip(), state_sent=reading.place_sent)
+    return reading.model_copy(update=update) if update else reading
+
+
+def _said_killed(outcome: Cited[Any] | None) -> bool:
+    return outcome is not None and outcome.value == "killed"
+
+
+# Read by the pipeline when the model left the place of death null although the subject was
+# killed: the wording for it is formulaic ("pronounced dead at the scene", "died at a hospital"),
+# and pipeline.evidence only accepts that exact wording for this field.
+PLACE_OF_DEATH_VALUES = ("at the scene", "at the hospital")
+BACKFILL_NOTE = "read from the article's wording by the pipeline; the model left this field null"
+
+
+def _place_of_death_from_wording(cited: Any) -> Cited[Any] | None:
+    """The place of death when exactly one of the closed values is stated by some sentence."""
+    found = []
+    for value in PLACE_OF_DEATH_VALUES:
+        candidate: Cited[Any] = cited(value, "subjects.place_of_death", [])
+        grounding = candidate.grounding
+        if grounding is not None and grounding.status == GroundingStatus.sentence_match:
+            found.append(candidate)
+    if len(found) != 1:
+        # None stated, or both ("died at the scene" in one account, "at the hospital" in another
+        # within the same article): the reader has to decide, so nothing is filled.
+        return None
+    chosen = found[0]
+    assert chosen.grounding is not None
+    chosen.grounding.note = BACKFILL_NOTE
+    return chosen
 
 
 def _padded(numbers: Sequence[int | None], length: int) -> list[int | None]:
