@@ -182,6 +182,7 @@ def test_stopping_cancels_the_requests_in_flight(tmp_path: Path) -> None:
     assert in_flight_left >= asked - failed
 
 
+@pytest.mark.slow
 def test_the_breaker_counts_only_connection_failures_and_0_turns_it_off(tmp_path: Path) -> None:
     folder = write_articles(tmp_path / "in", 12)
     # 500s until the retries run out: the server answers, so this is no reason to stop.
@@ -221,6 +222,7 @@ def test_the_breaker_counts_only_connection_failures_and_0_turns_it_off(tmp_path
 # ---------------------------------------------------------------- once the endpoint is back
 
 
+@pytest.mark.slow
 def test_after_a_run_against_a_closed_port_the_same_command_extracts_everything_once_a_server_listens(
     tmp_path: Path,
 ) -> None:

@@ -66,7 +66,7 @@ def kill_when(proc: subprocess.Popen[str], db_path: Path, at_least: int) -> set[
     return committed_extractions(db_path)
 
 
-@pytest.mark.parametrize("kill_after", [2, ARTICLES - 3])
+@pytest.mark.parametrize("kill_after", [2, pytest.param(ARTICLES - 3, marks=pytest.mark.slow)])
 def test_killed_run_resumes_without_re_requesting_finished_articles(tmp_path: Path, kill_after: int) -> None:
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
@@ -114,6 +114,7 @@ def limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_mid_run_stops_with_exit_3_and_one_line_and_the_same_command_resumes(
     tmp_path: Path,
 ) -> None:
