@@ -37,6 +37,7 @@ from pydantic import BaseModel, ValidationError
 from pipeline.attribute import SpeakerTable, canonical_speaker, default_table
 from pipeline.ground import NUMBER_WORDS, TENS_WORDS
 from schemas.evaluation import EvalReport, FieldScore, Mismatch
+from schemas.fields import paths_of_kind
 from schemas.record import Cited, GroundingStatus, IncidentRecord
 
 __all__ = [
@@ -276,7 +277,7 @@ def _gold_articles(gold: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
 # Fields whose values name an agency: compared by canonical agency id, so that
 # "DHS" and "Department of Homeland Security" (or "Tempe police" and "Tempe
 # Police Department") are one value. See docs/grounding.md for the ids.
-AGENCY_FIELDS = frozenset({"agencies.name"})
+AGENCY_FIELDS = paths_of_kind("agency")
 
 
 def _plain_path(key: str) -> str:

@@ -48,7 +48,7 @@ from pipeline.tables import (
     iter_cited,
     quote_ident,
 )
-from schemas import SCHEMA_VERSION, Article, Cited, FailureRow, IncidentRecord
+from schemas import SCHEMA_VERSION, Article, FailureRow, IncidentRecord
 from schemas.incident import FLAGGED_VERDICTS, Conflict, FieldVerdict, Incident
 
 STORE_FILENAME = "triangulate.sqlite"
@@ -265,22 +265,6 @@ def _value_text(value: Any) -> str | None:
 def generic_field(path: str) -> str:
     """``subjects[0].name`` -> ``subjects[].name``."""
     return re.sub(r"\[\d+\]", "[]", path)
-
-
-def cited_at(record: IncidentRecord, path: str) -> Cited[Any] | None:
-    """The Cited value at a concrete path (``subjects[0].name``), or None if absent."""
-    node: Any = record
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        if part.startswith("["):
-            index = int(part[1:-1])
-            if not isinstance(node, list) or index >= len(node):
-                return None
-            node = node[index]
-        else:
-            node = getattr(node, part, None)
-        if node is None:
-            return None
-    return node if isinstance(node, Cited) else None
 
 
 def article_rows(articles: Iterable[Article]) -> Iterator[Row]:

@@ -32,6 +32,8 @@ from rapidfuzz import fuzz
 
 from pipeline.attribute import SpeakerTable, canonical_speaker, default_table, fold, person_name, slugify
 from schemas.article import Article
+from schemas.fields import record_fields
+from schemas.kinds import KindName
 from schemas.record import Cited, Grounding, GroundingStatus, IncidentRecord, Statement
 
 # A fuzzy match must score at least this (rapidfuzz partial_ratio, 0-100).
@@ -717,33 +719,30 @@ def check_support(
 # Statuses set when evidence was located sentence by sentence (pipeline.cite); grounding keeps them.
 SENTENCE_STATUSES = frozenset({GroundingStatus.sentence_match, GroundingStatus.model_cited})
 
-# Field path (list indices dropped) -> how its value is checked.
+# How a value of each kind is checked against its evidence (check_support's ``kind``).
+SUPPORT_KIND_OF: dict[KindName, ValueKind] = {
+    "date": "date",
+    "date_phrase": "phrase",
+    "time": "phrase",
+    "place_text": "phrase",
+    "city": "phrase",
+    "county": "phrase",
+    "state": "phrase",
+    "country": "phrase",
+    "category": "summary",  # "vehicle", "unarmed", a weapon: often paraphrased
+    "label": "phrase",
+    "place_category": "phrase",
+    "summary": "summary",
+    "person": "name",
+    "age": "number",
+    "count": "count",
+    "severity": "phrase",
+    "agency": "agency",
+}
+
+# Field path (list indices dropped) -> how its value is checked, for every Cited field.
 FIELD_KINDS: dict[str, ValueKind] = {
-    "when.date": "date",
-    "when.time_of_day": "phrase",
-    "when.raw_phrase": "phrase",
-    "where.place": "phrase",
-    "where.city": "phrase",
-    "where.county": "phrase",
-    "where.state": "phrase",
-    "where.country": "phrase",
-    "what.event_type": "summary",
-    "what.circumstances": "summary",
-    "what.operation_name": "phrase",
-    "agencies.name": "agency",
-    "agencies.role": "summary",
-    "subjects.name": "name",
-    "subjects.age": "number",
-    "subjects.gender": "summary",
-    "subjects.nationality": "summary",
-    "subjects.status_claimed": "summary",
-    "subjects.armed_with": "summary",  # "vehicle", "unarmed", a weapon: often paraphrased
-    "subjects.outcome": "summary",
-    "subjects.place_of_death": "phrase",
-    "officers.count_involved": "count",
-    "officers.count_fired": "count",
-    "officers.injuries": "phrase",
-    "officers.condition": "phrase",
+    spec.plain_path: SUPPORT_KIND_OF[spec.kind] for spec in record_fields() if spec.cited
 }
 
 

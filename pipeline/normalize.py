@@ -29,6 +29,8 @@ from typing import Literal
 from rapidfuzz import fuzz
 
 from pipeline.gazetteer import PlaceName, fold, get_gazetteer
+from schemas.fields import field_kinds
+from schemas.kinds import KindName
 
 # Normalisation is memoised: a 100k-record run sees each name, place and
 # phrase many times. Caches smaller than a run's distinct values thrash (a
@@ -36,66 +38,19 @@ from pipeline.gazetteer import PlaceName, fold, get_gazetteer
 # after each run so a long-lived process does not keep them.
 CACHE_SIZE = 1 << 21
 
-Kind = Literal[
-    "date",
-    "date_phrase",
-    "time",
-    "place_text",
-    "city",
-    "county",
-    "state",
-    "country",
-    "category",
-    "summary",
-    "person",
-    "age",
-    "count",
-    "severity",
-    "boolean",
-    "agency",
-    "quote",
-    "speaker",
-]
+Kind = KindName
 
-# Field path templates: ``[]`` stands for "any item of this list".
-FIELD_KINDS: dict[str, Kind] = {
-    "when.date": "date",
-    "when.time_of_day": "time",
-    "when.raw_phrase": "date_phrase",
-    "where.place": "place_text",
-    "where.city": "city",
-    "where.county": "county",
-    "where.state": "state",
-    "where.country": "country",
-    "what.event_type": "category",
-    "what.circumstances": "summary",
-    "what.operation_name": "category",
-    "agencies[].name": "agency",
-    "agencies[].role": "summary",
-    "subjects[].name": "person",
-    "subjects[].age": "age",
-    "subjects[].gender": "category",
-    "subjects[].nationality": "category",
-    "subjects[].status_claimed": "summary",
-    "subjects[].armed_with": "category",
-    "subjects[].outcome": "category",
-    "subjects[].place_of_death": "category",
-    "officers.count_involved": "count",
-    "officers.count_fired": "count",
-    "officers.injuries": "severity",
-    "officers.condition": "severity",
-    "statements[].speaker": "speaker",
-    "statements[].quote": "quote",
-}
+# Kinds compared as labels from a small vocabulary; ``label`` and ``place_category`` differ
+# from ``category`` only in how their evidence is checked (pipeline.ground).
+CATEGORY_KINDS: frozenset[str] = frozenset({"category", "label", "place_category"})
+
+# Field path templates (``[]`` stands for "any item of this list") -> kind, from the schema.
+FIELD_KINDS: dict[str, Kind] = field_kinds()
 
 
 def template_of(path: str) -> str:
     """'subjects[2].name' -> 'subjects[].name'."""
     return re.sub(r"\[\d+\]", "[]", path)
-
-
-def kind_of(path: str) -> Kind:
-    return FIELD_KINDS[template_of(path)]
 
 
 class Relation(Enum):
@@ -104,13 +59,6 @@ class Relation(Enum):
     LEFT_MORE_SPECIFIC = "left-more-specific"
     RIGHT_MORE_SPECIFIC = "right-more-specific"
     CONTRADICTION = "contradiction"
-
-    def flipped(self) -> Relation:
-        if self is Relation.LEFT_MORE_SPECIFIC:
-            return Relation.RIGHT_MORE_SPECIFIC
-        if self is Relation.RIGHT_MORE_SPECIFIC:
-            return Relation.LEFT_MORE_SPECIFIC
-        return self
 
 
 @dataclass(frozen=True)
@@ -902,7 +850,7 @@ def normalize_value(path: str, value: object, ctx: ValueContext) -> Normalized:
     if kind == "boolean":
         flag = parse_bool(text if not isinstance(value, bool) else value)
         return Normalized(str(flag).lower() if flag is not None else clean_text(text), flag)
-    if kind == "category":
+    if kind in CATEGORY_KINDS:
         category = _parse_category(template, text)
         return Normalized(category.klass or " ".join(category.words), category)
     if kind == "agency":
@@ -948,7 +896,7 @@ def relate(path: str, a: Normalized, b: Normalized) -> Relation:
     if kind == "severity":
         assert isinstance(a.data, Severity) and isinstance(b.data, Severity)
         return _relate_severity(a.data, b.data)
-    if kind == "category":
+    if kind in CATEGORY_KINDS:
         assert isinstance(a.data, Category) and isinstance(b.data, Category)
         if a.data.klass is not None and b.data.klass is not None:
             return Relation.CONTRADICTION  # different classes: the same class has the same form

@@ -87,10 +87,6 @@ class RateLimiter:
         )
         self.tokens = TokenBucket(tpm / 60.0, max(1.0, tpm / 60.0), clock=clock, sleep=sleep) if tpm else None
 
-    @property
-    def active(self) -> bool:
-        return self.requests is not None or self.tokens is not None
-
     async def acquire(self, estimated_tokens: int) -> None:
         if self.requests is not None:
             await self.requests.take(1)

@@ -61,6 +61,7 @@ from pipeline.normalize import (
     relate,
 )
 from pipeline.runlock import RunFolderBusy, run_folder_lock
+from schemas.fields import cited_fields_of
 from schemas.incident import (
     FLAGGED_VERDICTS,
     Conflict,
@@ -77,23 +78,12 @@ from schemas.record import Cited, Grounding, IncidentFacts, IncidentRecord, Stat
 COPY_MIN_CHARS = 40
 COPY_MIN_RATIO = 95.0
 
+# The Cited fields of each part of the record, from the schema (schemas.fields).
 SCALAR_SECTIONS: dict[str, tuple[str, ...]] = {
-    "when": ("date", "time_of_day", "raw_phrase"),
-    "where": ("place", "city", "county", "state", "country"),
-    "what": ("event_type", "circumstances", "operation_name"),
-    "officers": ("count_involved", "count_fired", "injuries", "condition"),
+    section: cited_fields_of(section) for section in ("when", "where", "what", "officers")
 }
-SUBJECT_FIELDS = (
-    "name",
-    "age",
-    "gender",
-    "nationality",
-    "status_claimed",
-    "armed_with",
-    "outcome",
-    "place_of_death",
-)
-AGENCY_FIELDS = ("name", "role")
+SUBJECT_FIELDS = cited_fields_of("subjects")
+AGENCY_FIELDS = cited_fields_of("agencies")
 
 
 @dataclass(slots=True)

@@ -310,23 +310,6 @@ def create_table_sql(table: Table, dialect: Literal["sqlite", "postgresql"]) -> 
     return f"CREATE TABLE IF NOT EXISTS {quote_ident(table.name)} (\n" + ",\n".join(lines) + "\n)"
 
 
-def upsert_sql(table: Table, dialect: Literal["sqlite", "postgresql"]) -> str:
-    """INSERT ... ON CONFLICT (pk) DO UPDATE: re-exports update rows in place."""
-    names = table.column_names
-    placeholder = "?" if dialect == "sqlite" else "%s"
-    updates = [n for n in names if n not in table.primary_key]
-    conflict = ", ".join(quote_ident(k) for k in table.primary_key)
-    action = (
-        "DO UPDATE SET " + ", ".join(f"{quote_ident(n)} = excluded.{quote_ident(n)}" for n in updates)
-        if updates
-        else "DO NOTHING"
-    )
-    return (
-        f"INSERT INTO {quote_ident(table.name)} ({', '.join(quote_ident(n) for n in names)}) "
-        f"VALUES ({', '.join(placeholder for _ in names)}) ON CONFLICT ({conflict}) {action}"
-    )
-
-
 DASHBOARD_QUERIES_FILE = "dashboard_queries.sql"
 
 

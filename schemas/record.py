@@ -18,9 +18,11 @@ from __future__ import annotations
 import copy
 from datetime import date
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.kinds import Kind
 
 # 2.0.0: the model no longer copies quotes; it names sentences and the pipeline locates the
 # evidence (GroundingStatus sentence-match / model-cited, Grounding.sentence and value span).
@@ -111,44 +113,50 @@ PlacePrecision = Literal["address", "neighborhood", "city", "county", "metro", "
 
 
 class When(BaseModel):
-    date: Cited[str] | None = Field(
+    date: Annotated[Cited[str] | None, Kind("date")] = Field(
         default=None,
         description="Date of the incident as YYYY-MM-DD. Resolve weekdays like 'Friday' against "
         "the publication date. Null if the article gives no date.",
     )
-    time_of_day: Cited[str] | None = Field(
+    time_of_day: Annotated[Cited[str] | None, Kind("time")] = Field(
         default=None, description="Time or part of day, e.g. '7:30 a.m.' or 'morning'."
     )
-    raw_phrase: Cited[str] | None = Field(
+    raw_phrase: Annotated[Cited[str] | None, Kind("date_phrase")] = Field(
         default=None, description="The date wording exactly as written, e.g. 'Friday morning'."
     )
-    precision: DatePrecision = "unknown"
+    precision: Annotated[DatePrecision, Kind("precision")] = "unknown"
 
 
 class Where(BaseModel):
-    place: Cited[str] | None = Field(
+    place: Annotated[Cited[str] | None, Kind("place_text")] = Field(
         default=None, description="Most specific place named: street, intersection or landmark."
     )
-    city: Cited[str] | None = Field(default=None, description="City, town or suburb.")
-    county: Cited[str] | None = None
-    state: Cited[str] | None = Field(default=None, description="State or province.")
-    country: Cited[str] | None = None
-    precision: PlacePrecision = "unknown"
+    city: Annotated[Cited[str] | None, Kind("city")] = Field(
+        default=None, description="City, town or suburb."
+    )
+    county: Annotated[Cited[str] | None, Kind("county")] = None
+    state: Annotated[Cited[str] | None, Kind("state")] = Field(default=None, description="State or province.")
+    country: Annotated[Cited[str] | None, Kind("country")] = None
+    precision: Annotated[PlacePrecision, Kind("precision")] = "unknown"
 
 
 class What(BaseModel):
-    event_type: Cited[str] | None = Field(
+    event_type: Annotated[Cited[str] | None, Kind("category")] = Field(
         default=None, description="Kind of incident, e.g. 'shooting', 'vehicle pursuit', 'arrest'."
     )
-    circumstances: Cited[str] | None = Field(
+    circumstances: Annotated[Cited[str] | None, Kind("summary")] = Field(
         default=None, description="One-line summary of what happened, e.g. 'shot during a vehicle stop'."
     )
-    operation_name: Cited[str] | None = Field(default=None, description="Named operation or program, if any.")
+    operation_name: Annotated[Cited[str] | None, Kind("label")] = Field(
+        default=None, description="Named operation or program, if any."
+    )
 
 
 class Agency(BaseModel):
-    name: Cited[str] = Field(description="Agency involved, e.g. 'U.S. Immigration and Customs Enforcement'.")
-    role: Cited[str] | None = Field(
+    name: Annotated[Cited[str], Kind("agency")] = Field(
+        description="Agency involved, e.g. 'U.S. Immigration and Customs Enforcement'."
+    )
+    role: Annotated[Cited[str] | None, Kind("summary")] = Field(
         default=None, description="Its role: e.g. 'conducted the stop', 'investigating'."
     )
 
@@ -156,38 +164,38 @@ class Agency(BaseModel):
 class Subject(BaseModel):
     """A person the incident happened to (not the officers)."""
 
-    name: Cited[str] | None = None
-    age: Cited[int] | None = None
-    gender: Cited[str] | None = None
-    nationality: Cited[str] | None = None
-    status_claimed: Cited[str] | None = Field(
+    name: Annotated[Cited[str] | None, Kind("person")] = None
+    age: Annotated[Cited[int] | None, Kind("age")] = None
+    gender: Annotated[Cited[str] | None, Kind("category")] = None
+    nationality: Annotated[Cited[str] | None, Kind("category")] = None
+    status_claimed: Annotated[Cited[str] | None, Kind("summary")] = Field(
         default=None,
         description="Legal or other status as someone claims it, e.g. 'in the country illegally'.",
     )
-    armed_with: Cited[str] | None = Field(
+    armed_with: Annotated[Cited[str] | None, Kind("category")] = Field(
         default=None, description="Weapon, 'vehicle', or 'unarmed'; null if not reported."
     )
-    outcome: Cited[str] | None = Field(
+    outcome: Annotated[Cited[str] | None, Kind("category")] = Field(
         default=None, description="'killed', 'injured', 'arrested', 'uninjured'..."
     )
-    place_of_death: Cited[str] | None = Field(
+    place_of_death: Annotated[Cited[str] | None, Kind("place_category")] = Field(
         default=None, description="Where the subject died, e.g. 'at the scene', 'at the hospital'."
     )
 
 
 class Officers(BaseModel):
-    count_involved: Cited[str] | None = Field(
+    count_involved: Annotated[Cited[str] | None, Kind("count")] = Field(
         default=None,
         description="How many officers or agents were involved, as a number or as worded ('agents').",
     )
-    count_fired: Cited[str] | None = Field(
+    count_fired: Annotated[Cited[str] | None, Kind("count")] = Field(
         default=None,
         description="How many fired their weapon, as a number or as worded ('the officer', 'agents').",
     )
-    injuries: Cited[str] | None = Field(
+    injuries: Annotated[Cited[str] | None, Kind("severity")] = Field(
         default=None, description="Injuries to officers, e.g. 'severe injuries'."
     )
-    condition: Cited[str] | None = Field(
+    condition: Annotated[Cited[str] | None, Kind("severity")] = Field(
         default=None, description="Officers' reported condition, e.g. 'stable condition'."
     )
 
@@ -195,9 +203,13 @@ class Officers(BaseModel):
 class Statement(BaseModel):
     """Something a named speaker said, as quoted in the article."""
 
-    speaker: str = Field(description="Who said it, as named in the article.")
-    affiliation: str | None = Field(default=None, description="Agency or role of the speaker.")
-    quote: str = Field(description="The statement, copied verbatim from the article.")
+    speaker: Annotated[str, Kind("speaker")] = Field(description="Who said it, as named in the article.")
+    affiliation: Annotated[str | None, Kind("affiliation")] = Field(
+        default=None, description="Agency or role of the speaker."
+    )
+    quote: Annotated[str, Kind("quote")] = Field(
+        description="The statement, copied verbatim from the article."
+    )
     speaker_id: str | None = Field(
         default=None, description="Canonical speaker id (filled by the pipeline).", json_schema_extra=DERIVED
     )
