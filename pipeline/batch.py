@@ -67,6 +67,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from pipeline.ratelimit import RateLimiter
 from pipeline.redact import redact, redact_url
+from pipeline.runfolder import RunFolder
 from pipeline.runlock import lock_refusing_with
 from pipeline.store import RunStore, StoreError, cache_key, storage_cause
 from schemas import Article, ExtractionResult, FailureRow, Usage
@@ -76,7 +77,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOCK_FILENAME = ".triangulate.lock"
 DEFAULT_CONCURRENCY = 4
 EMBEDDED_DEFAULT_CONCURRENCY = 1
 PROGRESS_INTERVAL_S = 10.0
@@ -771,7 +771,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def retry_failed_command(args: argparse.Namespace) -> int:
     """``triangulate retry-failed DIR``: extract again only the articles whose outcome is a failure."""
-    store_path = Path(args.out) / "triangulate.sqlite"
+    store_path = RunFolder(Path(args.out)).store
     if not store_path.is_file():
         print(
             f"error: no run store at {store_path}; run `triangulate run ... --out {args.out}` first",

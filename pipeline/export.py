@@ -32,6 +32,13 @@ from typing import IO, Any, Literal
 from pipeline import __version__
 from pipeline.atomic import replaced_together
 from pipeline.redact import redact
+from pipeline.runfolder import (
+    CONFLICTS_FILENAME,
+    FAILURES_FILENAME,
+    INCIDENTS_FILENAME,
+    RECORDS_FILENAME,
+    STORE_FILENAME,
+)
 from pipeline.runlock import RunFolderBusy, run_folder_lock
 from pipeline.tables import (
     ARTICLES,
@@ -51,11 +58,6 @@ from pipeline.tables import (
 from schemas import SCHEMA_VERSION, Article, FailureRow, IncidentRecord
 from schemas.incident import FLAGGED_VERDICTS, Conflict, FieldVerdict, Incident
 
-STORE_FILENAME = "triangulate.sqlite"
-RECORDS_FILENAME = "records.jsonl"
-FAILURES_FILENAME = "failures.jsonl"
-INCIDENTS_FILENAME = "incidents.jsonl"
-CONFLICTS_FILENAME = "conflicts.jsonl"
 FILE_FORMATS = ("parquet", "csv", "sqlite")
 STANDALONE_SQLITE = "tables.sqlite"
 

@@ -60,6 +60,7 @@ from pipeline.normalize import (
     quotes_match,
     relate,
 )
+from pipeline.runfolder import CONFLICTS_FILENAME, INCIDENTS_FILENAME
 from pipeline.runlock import RunFolderBusy, run_folder_lock
 from schemas.fields import cited_fields_of
 from schemas.incident import (
@@ -803,10 +804,6 @@ def _jsonable_incident(shape: dict[str, Any]) -> dict[str, Any]:
         "joins": [join.model_dump(mode="json") for join in shape["joins"]],
         "merged": IncidentFacts.model_validate(shape["merged"]).model_dump(mode="json"),
     }
-
-
-INCIDENTS_FILENAME = "incidents.jsonl"
-CONFLICTS_FILENAME = "conflicts.jsonl"
 
 
 def write_outputs(result: ReconcileResult, out_dir: Path) -> None:

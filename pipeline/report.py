@@ -30,11 +30,11 @@ from typing import Any
 from pipeline import __version__
 from pipeline.atomic import replaced_together
 from pipeline.export import ExportError, RunData, load_run
+from pipeline.runfolder import REPORT_FILENAME
 from pipeline.tables import TABLE_SCHEMA_VERSION, iter_cited
 from schemas import SCHEMA_VERSION, Grounding, IncidentRecord
 from schemas.incident import FLAGGED_VERDICTS, FieldVerdict, Incident, SourceCitation, ValueSupport
 
-REPORT_FILENAME = "report.html"
 VERDICTS = ("agreed", "variant", "more-specific", "contradiction", "single-source", "not-reported")
 
 

@@ -33,7 +33,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-LOCK_FILENAME = ".triangulate.lock"
+from pipeline.runfolder import LOCK_FILENAME
+
 LOCK_FILE_MODE = 0o644
 _POLL_S = 0.05
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)

@@ -65,7 +65,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from pipeline.migrations import migrate
 from pipeline.redact import redact
+from pipeline.runfolder import FAILURES_FILENAME, RECORDS_FILENAME, STORE_FILENAME
 from schemas import (
     SCHEMA_VERSION,
     Article,
@@ -77,9 +79,6 @@ from schemas import (
     Usage,
 )
 
-STORE_FILENAME = "triangulate.sqlite"
-RECORDS_FILENAME = "records.jsonl"
-FAILURES_FILENAME = "failures.jsonl"
 STORE_FORMAT = "1"
 
 CachedOutcome = Literal["record", "failure"]
@@ -168,119 +167,6 @@ def _storage_errors(path: Path, *, what: str = "run store") -> Iterator[None]:
         if cause is None:
             raise
         raise StoreError(path, cause, what=what) from error
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS articles (
-    id TEXT PRIMARY KEY,
-    source_path TEXT,
-    outlet TEXT,
-    url TEXT,
-    published TEXT,
-    title TEXT,
-    text TEXT NOT NULL,
-    n_chars INTEGER NOT NULL,
-    first_seen TEXT NOT NULL,
-    last_run TEXT,
-    run_seq INTEGER,
-    status TEXT NOT NULL DEFAULT 'pending',
-    current_key TEXT
-);
-CREATE INDEX IF NOT EXISTS articles_by_run ON articles (last_run, run_seq);
-CREATE TABLE IF NOT EXISTS article_sources (
-    path TEXT PRIMARY KEY,
-    article_id TEXT NOT NULL,
-    external_id TEXT,
-    first_seen TEXT NOT NULL,
-    last_run TEXT
-);
-CREATE INDEX IF NOT EXISTS article_sources_by_article ON article_sources (article_id);
-CREATE TABLE IF NOT EXISTS attempts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    article_id TEXT NOT NULL,
-    run_id TEXT,
-    attempt INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    model TEXT,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0,
-    total_tokens INTEGER NOT NULL DEFAULT 0,
-    latency_s REAL NOT NULL DEFAULT 0,
-    error TEXT,
-    created TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS attempts_by_article ON attempts (article_id);
-CREATE TABLE IF NOT EXISTS extractions (
-    article_id TEXT NOT NULL,
-    cache_key TEXT NOT NULL,
-    record_json TEXT NOT NULL,
-    model TEXT,
-    provider TEXT,
-    prompt_hash TEXT,
-    schema_version TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0,
-    total_tokens INTEGER NOT NULL DEFAULT 0,
-    run_id TEXT,
-    created TEXT NOT NULL,
-    PRIMARY KEY (article_id, cache_key)
-);
-CREATE TABLE IF NOT EXISTS failures (
-    key TEXT PRIMARY KEY,
-    article_id TEXT,
-    source_path TEXT,
-    reason TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0,
-    total_tokens INTEGER NOT NULL DEFAULT 0,
-    cache_key TEXT,
-    run_id TEXT,
-    last_run TEXT,
-    run_seq INTEGER,
-    created TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS failures_by_run ON failures (last_run, run_seq);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    started TEXT NOT NULL,
-    finished TEXT,
-    status TEXT NOT NULL,
-    model TEXT,
-    provider TEXT,
-    cache_key_parts TEXT,
-    settings TEXT,
-    counts TEXT
-);
-CREATE TABLE IF NOT EXISTS prompts (
-    hash TEXT PRIMARY KEY,
-    text TEXT NOT NULL,
-    first_seen TEXT
-);
-CREATE TABLE IF NOT EXISTS exchanges (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    article_id TEXT NOT NULL,
-    run_id TEXT,
-    cache_key TEXT,
-    outcome_id TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    chunk INTEGER NOT NULL DEFAULT 1,
-    system_hash TEXT NOT NULL,
-    user_hash TEXT NOT NULL,
-    reply TEXT,
-    finish_reason TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS exchanges_by_article ON exchanges (article_id);
-"""
 
 
 def cache_key(article_id: str, parts: Mapping[str, str]) -> str:
@@ -372,7 +258,7 @@ class RunStore:
                 # and commits skip the fsync that would otherwise cap throughput.
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("PRAGMA busy_timeout=10000")
-                self._db.executescript(_SCHEMA)
+                migrate(self._db)
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_format', ?)", (STORE_FORMAT,)
                 )

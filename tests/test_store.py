@@ -296,7 +296,8 @@ def count(store: RunStore, table: str) -> int:
 
 def test_a_store_made_before_exchanges_existed_gains_their_tables_when_opened(tmp_path: Path) -> None:
     with RunStore(tmp_path / "out") as store:
-        store.connection.executescript("DROP TABLE exchanges; DROP TABLE prompts;")
+        # A store written before migrations existed: no exchanges, no prompts, no _migrations.
+        store.connection.executescript("DROP TABLE exchanges; DROP TABLE prompts; DROP TABLE _migrations;")
     with RunStore(tmp_path / "out") as store:
         tables = {row[0] for row in store.connection.execute("SELECT name FROM sqlite_master")}
         assert {"exchanges", "prompts", "exchanges_by_article"} <= tables
