@@ -241,6 +241,7 @@ def test_after_a_run_against_a_closed_port_the_same_command_extracts_everything_
     assert requested == 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("mix", "reason"),
     [(FaultMix(drop=1.0), "transport"), (FaultMix(html_page=1.0), "endpoint")],
