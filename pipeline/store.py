@@ -63,8 +63,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
+from pipeline.atomic import replaced_together
 from pipeline.migrations import migrate
 from pipeline.redact import redact
 from pipeline.runfolder import FAILURES_FILENAME, RECORDS_FILENAME, STORE_FILENAME
@@ -859,17 +860,22 @@ class RunStore:
     # -- derived files --
 
     def write_derived(self, out_dir: Path, run_id: str | None = None) -> DerivedCounts:
-        """Rewrite ``records.jsonl`` and ``failures.jsonl`` from the store, each atomically
-        (temporary file in the same folder, then rename), so readers and killed runs never see
-        a half-written or duplicated file."""
+        """Rewrite ``records.jsonl`` and ``failures.jsonl`` from the store as one set
+        (pipeline.atomic: temporary files, fsync, then both renamed), so readers and killed runs
+        never see a half-written file, or records of one run beside failures of another."""
         out_dir = Path(out_dir)
         with _storage_errors(out_dir, what="output folder"):
             out_dir.mkdir(parents=True, exist_ok=True)
-        with _storage_errors(self.db_path), _storage_errors(out_dir / RECORDS_FILENAME, what="outputs"):
-            n_records = _write_lines_atomically(out_dir / RECORDS_FILENAME, self.iter_record_json(run_id))
-        with _storage_errors(self.db_path), _storage_errors(out_dir / FAILURES_FILENAME, what="outputs"):
-            n_failures = _write_lines_atomically(
-                out_dir / FAILURES_FILENAME, (row.model_dump_json() for row in self.iter_failures(run_id))
+        records_path, failures_path = out_dir / RECORDS_FILENAME, out_dir / FAILURES_FILENAME
+        with (
+            _storage_errors(self.db_path),
+            _storage_errors(records_path, what="outputs"),
+            replaced_together() as files,
+        ):
+            n_records = _write_lines(files.open_text(records_path), self.iter_record_json(run_id))
+            n_failures = _write_lines(
+                files.open_text(failures_path),
+                (row.model_dump_json() for row in self.iter_failures(run_id)),
             )
         return DerivedCounts(records=n_records, failures=n_failures)
 
@@ -967,20 +973,10 @@ def _storable(value: str | None) -> str | None:
     return value.encode("utf-8", "replace").decode("utf-8")
 
 
-def _write_lines_atomically(target: Path, lines: Iterable[str]) -> int:
+def _write_lines(handle: IO[str], lines: Iterable[str]) -> int:
     count = 0
-    # Not mkstemp: its 0600 mode would make the outputs unreadable to the rest of a team.
-    temp_path = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(temp_path, "x", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line)
-                handle.write("\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_path, target)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
+    for line in lines:
+        handle.write(line)
+        handle.write("\n")
+        count += 1
     return count
