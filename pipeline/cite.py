@@ -29,8 +29,9 @@ from typing import Any
 
 from pipeline.attribute import SpeakerTable, default_table
 from pipeline.evidence import Sentence, attribution_for, locate_evidence, locate_statement
-from pipeline.ground import FIELD_KINDS, US_STATES
+from pipeline.ground import FIELD_KINDS
 from pipeline.normalize import resolve_date
+from pipeline.words import US_STATES
 from schemas import (
     Agency,
     ArticleReading,

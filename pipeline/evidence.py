@@ -31,18 +31,14 @@ from typing import Any
 from pipeline.attribute import SpeakerTable, canonical_speaker, default_table, fold, person_name, slugify
 from pipeline.ground import (
     _CATEGORY_CUES,
-    _MONTH_ABBREV,
-    _MONTHS,
     _OFFICER_NOUNS,
     _RELATIVE_DAY_WORDS,
     _STOPWORDS,
-    _WEEKDAYS,
     FIELD_KINDS,
-    NUMBER_WORDS,
-    TENS_WORDS,
     ValueKind,
     check_support,
 )
+from pipeline.words import MONTH_NUMBERS, MONTHS, NUMBER_WORDS, TENS_WORDS, WEEKDAYS
 from schemas.record import Grounding, GroundingStatus
 
 # --------------------------------------------------------------------------
@@ -650,7 +646,7 @@ def _date_span(folded: str, raw: str) -> tuple[int, int] | None:
         month = int(match[2])
         if not 1 <= month <= 12:
             return None
-        months = _words_pattern({_MONTHS[month - 1]} | {k for k, v in _MONTH_ABBREV.items() if v == month})
+        months = _words_pattern({MONTHS[month - 1]} | {k for k, v in MONTH_NUMBERS.items() if v == month})
         if match[3]:
             day = int(match[3])
             alternatives += [
@@ -660,7 +656,7 @@ def _date_span(folded: str, raw: str) -> tuple[int, int] | None:
                 rf"0?{month} 0?{day}(?: {year})?",
             ]
             try:
-                weekday = _WEEKDAYS[_weekday(int(year), month, day)]
+                weekday = WEEKDAYS[_weekday(int(year), month, day)]
                 alternatives.insert(
                     0, rf"(?:(?:early|late|last|this) )?{weekday}(?: (?:morning|afternoon|evening|night))?"
                 )

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from rapidfuzz import fuzz
 
 from pipeline.attribute import SpeakerTable, canonical_speaker, default_table, fold, person_name, slugify
+from pipeline.words import MONTH_NUMBERS, MONTHS, NUMBER_WORDS, TENS_WORDS, US_STATES, WEEKDAYS
 from schemas.article import Article
 from schemas.fields import record_fields
 from schemas.kinds import KindName
@@ -263,38 +264,6 @@ def _widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
 
 ValueKind = Literal["name", "agency", "number", "count", "date", "phrase", "summary"]
 
-NUMBER_WORDS = {
-    "zero": 0,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "thirteen": 13,
-    "fourteen": 14,
-    "fifteen": 15,
-    "sixteen": 16,
-    "seventeen": 17,
-    "eighteen": 18,
-    "nineteen": 19,
-}
-TENS_WORDS = {
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "eighty": 80,
-    "ninety": 90,
-}
 _SINGULAR_WORDS = frozenset({"a", "an", "one", "single", "lone", "sole", "the", "that", "this"})
 _OFFICER_NOUNS = {
     "agent": "agents",
@@ -311,22 +280,6 @@ _OFFICER_NOUNS = {
     "employee": "employees",
 }
 _PLURAL_WORDS = frozenset({"several", "multiple", "many", "some", "numerous", "both", "two or more"})
-_MONTHS = (
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-)
-_MONTH_ABBREV = {m[:3]: i + 1 for i, m in enumerate(_MONTHS)} | {"sept": 9}
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _RELATIVE_DAY_WORDS = frozenset({"today", "yesterday", "tonight", "overnight", "last night", "this morning"})
 _STOPWORDS = frozenset(
     [
@@ -426,59 +379,6 @@ _NAME_PARTICLES = frozenset(
     {"de", "del", "la", "las", "los", "da", "van", "von", "der", "y", "jr", "sr", "ii"}
 )
 
-US_STATES = {
-    "alabama": ("al", "ala"),
-    "alaska": ("ak",),
-    "arizona": ("az", "ariz"),
-    "arkansas": ("ar", "ark"),
-    "california": ("ca", "calif", "cal"),
-    "colorado": ("co", "colo"),
-    "connecticut": ("ct", "conn"),
-    "delaware": ("de", "del"),
-    "florida": ("fl", "fla"),
-    "georgia": ("ga",),
-    "hawaii": ("hi",),
-    "idaho": ("id",),
-    "illinois": ("il", "ill"),
-    "indiana": ("in", "ind"),
-    "iowa": ("ia",),
-    "kansas": ("ks", "kan", "kans"),
-    "kentucky": ("ky",),
-    "louisiana": ("la",),
-    "maine": ("me",),
-    "maryland": ("md",),
-    "massachusetts": ("ma", "mass"),
-    "michigan": ("mi", "mich"),
-    "minnesota": ("mn", "minn"),
-    "mississippi": ("ms", "miss"),
-    "missouri": ("mo",),
-    "montana": ("mt", "mont"),
-    "nebraska": ("ne", "neb", "nebr"),
-    "nevada": ("nv", "nev"),
-    "new hampshire": ("nh",),
-    "new jersey": ("nj",),
-    "new mexico": ("nm",),
-    "new york": ("ny",),
-    "north carolina": ("nc",),
-    "north dakota": ("nd",),
-    "ohio": ("oh",),
-    "oklahoma": ("ok", "okla"),
-    "oregon": ("or", "ore"),
-    "pennsylvania": ("pa",),
-    "rhode island": ("ri",),
-    "south carolina": ("sc",),
-    "south dakota": ("sd",),
-    "tennessee": ("tn", "tenn"),
-    "texas": ("tx", "tex"),
-    "utah": ("ut",),
-    "vermont": ("vt",),
-    "virginia": ("va",),
-    "washington": ("wa", "wash"),
-    "west virginia": ("wv",),
-    "wisconsin": ("wi", "wis"),
-    "wyoming": ("wy", "wyo"),
-    "district of columbia": ("dc",),
-}
 _PLACE_ALIASES: dict[str, tuple[str, ...]] = {
     **US_STATES,
     "united states": ("us", "usa", "america"),
@@ -554,12 +454,12 @@ def _check_date(value: Any, folded_quote: str) -> bool | None:
     if month is None:
         return False
     month_i = int(month)
-    month_names = {_MONTHS[month_i - 1]} | {k for k, v in _MONTH_ABBREV.items() if v == month_i}
+    month_names = {MONTHS[month_i - 1]} | {k for k, v in MONTH_NUMBERS.items() if v == month_i}
     if day is None:
         return bool(words & month_names)
     day_i = int(day)
     try:
-        weekday = _WEEKDAYS[date(year, month_i, day_i).weekday()]
+        weekday = WEEKDAYS[date(year, month_i, day_i).weekday()]
     except ValueError:
         return False
     if text in folded_quote.replace(" ", "-") or weekday in words:

@@ -29,6 +29,7 @@ from typing import Literal
 from rapidfuzz import fuzz
 
 from pipeline.gazetteer import PlaceName, fold, get_gazetteer
+from pipeline.words import MONTH_NUMBERS, NUMBER_WORDS, WEEKDAYS
 from schemas.fields import field_kinds
 from schemas.kinds import KindName
 
@@ -185,27 +186,6 @@ def soundex(token: str) -> str:
 
 # --------------------------------------------------------------------------- dates
 
-_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-_MONTHS = {
-    name: index + 1
-    for index, names in enumerate(
-        [
-            ("january", "jan"),
-            ("february", "feb"),
-            ("march", "mar"),
-            ("april", "apr"),
-            ("may",),
-            ("june", "jun"),
-            ("july", "jul"),
-            ("august", "aug"),
-            ("september", "sep", "sept"),
-            ("october", "oct"),
-            ("november", "nov"),
-            ("december", "dec"),
-        ]  # fmt: skip
-    )
-    for name in names
-}
 DatePrecision = Literal["day", "week", "month", "year"]
 
 
@@ -253,7 +233,6 @@ _MONTH_DAY = re.compile(r"\b([a-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?(?:,?\s+(
 _DAY_MONTH = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?([a-z]{3,9})\.?(?:,?\s+(\d{4}))?\b")
 _MONTH_YEAR = re.compile(r"\b([a-z]{3,9})\.?\s+(\d{4})\b")
 _US_NUMERIC = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2,4})\b")
-_WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7}
 
 
 def _safe_date(year: int, month: int, day: int) -> date | None:
@@ -303,7 +282,7 @@ def resolve_date(text: str, published: date | None = None) -> DateSpan | None:
         return _day(d) if d else None
     for pattern, month_group, day_group in ((_MONTH_DAY, 1, 2), (_DAY_MONTH, 2, 1)):
         for m in pattern.finditer(t):
-            month = _MONTHS.get(m[month_group])
+            month = MONTH_NUMBERS.get(m[month_group])
             if month is None:
                 continue
             day = int(m[day_group])
@@ -311,7 +290,7 @@ def resolve_date(text: str, published: date | None = None) -> DateSpan | None:
             if d:
                 return _day(d)
     if m := _MONTH_YEAR.search(t):
-        month = _MONTHS.get(m[1])
+        month = MONTH_NUMBERS.get(m[1])
         if month:
             return _month_span(int(m[2]), month)
     return _resolve_relative(t, published)
@@ -326,9 +305,9 @@ def _resolve_relative(t: str, published: date | None) -> DateSpan | None:
     if words & {"today", "tonight"} or "this morning" in t or "this afternoon" in t or "this evening" in t:
         return _day(published)
     if m := re.search(r"\b(\d+|one|two|three|four|five|six|seven)\s+days?\s+ago\b", t):
-        n = int(m[1]) if m[1].isdigit() else _WORD_NUMBERS[m[1]]
+        n = int(m[1]) if m[1].isdigit() else NUMBER_WORDS[m[1]]
         return _day(published - timedelta(days=n))
-    for index, weekday in enumerate(_WEEKDAYS):
+    for index, weekday in enumerate(WEEKDAYS):
         if weekday in words:
             back = (published.weekday() - index) % 7
             # "last Friday" never means the publication day itself.
@@ -428,10 +407,10 @@ def _relate_intervals(a0: int, a1: int, b0: int, b1: int) -> Relation:
 
 # --------------------------------------------------------------------------- counts
 
-_NUMBER_WORDS = {
-    "zero": 0, "no": 0, "none": 0, "one": 1, "a": 1, "an": 1, "the": 1, "single": 1, "lone": 1,
-    "two": 2, "both": 2, "pair": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "dozen": 12,
+# Words that say how many people: the cardinals, plus the words a count is often written with.
+_NUMBER_WORDS = NUMBER_WORDS | {
+    "no": 0, "none": 0, "a": 1, "an": 1, "the": 1, "single": 1, "lone": 1,
+    "both": 2, "pair": 2, "dozen": 12,
 }  # fmt: skip
 _PLURAL_WORDS = {"several", "multiple", "many", "some", "numerous", "few", "various", "plural"}
 _COUNT_NOUNS_SINGULAR = {
