@@ -60,7 +60,7 @@ from pipeline.normalize import (
     quotes_match,
     relate,
 )
-from pipeline.runfolder import CONFLICTS_FILENAME, INCIDENTS_FILENAME
+from pipeline.runfolder import CONFLICTS_FILENAME, INCIDENTS_FILENAME, RunFolder
 from pipeline.runlock import RunFolderBusy, run_folder_lock
 from schemas.fields import cited_fields_of
 from schemas.incident import (
@@ -912,12 +912,28 @@ def _reconcile_locked(records_path: Path, out_dir: Path) -> int:
     for error in errors:
         print(f"error: {records_path}:{error.line}: invalid record: {error.message}", file=sys.stderr)
     counts = reconcile_to_dir(records, out_dir)
+    folder = RunFolder(out_dir)
+    wrote = [folder.incidents, folder.conflicts]
+    if not folder.has_store() and not _same_file(records_path, folder.records):
+        # Make DIR a run folder that `report` and `export` accept: they read the records from
+        # records.jsonl when there is no run store (a run folder's records come from its store).
+        with replaced_together() as files, files.open_text(folder.records) as out:
+            for record in records:
+                out.write(record.model_dump_json() + "\n")
+        wrote.append(folder.records)
     print(summary(counts))
-    print(f"wrote {out_dir / INCIDENTS_FILENAME} and {out_dir / CONFLICTS_FILENAME}")
+    print("wrote " + ", ".join(str(path) for path in wrote))
     if errors:
         print(f"{len(errors)} invalid line(s) skipped; fix them and run again", file=sys.stderr)
         return 1
     return 0
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.resolve() == second.resolve()
+    except OSError:
+        return False
 
 
 # Re-exported for callers that only need the pieces.

@@ -469,3 +469,16 @@ def test_write_outputs_replaces_both_files_or_neither(tmp_path: Path) -> None:
     with pytest.raises(AttributeError):
         write_outputs(unwritable, tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_folder_that_reconcile_writes_is_a_run_folder_report_and_export_accept(tmp_path: Path) -> None:
+    from pipeline.cli import main
+
+    out = tmp_path / "merged"
+    gold_records = Path(__file__).resolve().parent.parent / "examples/tempe-traffic-stop/gold_records.jsonl"
+    assert main(["reconcile", str(gold_records), "--out", str(out)]) == 0
+    assert (out / "records.jsonl").read_text(encoding="utf-8").count("\n") == 6
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.html").is_file()
+    assert main(["export", str(out), "--format", "csv"]) == 0
+    assert (out / "export" / "incidents.csv").is_file()
