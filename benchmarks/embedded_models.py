@@ -1,6 +1,8 @@
 """Which embedded model and plan fill the best records? Accuracy, evidence, speed and memory.
 
-Not a test. Run (one model at a time is loaded, in its own process, so peak RSS is its own):
+Not a test. The smaller models are in the ``models`` extra
+(``TRIANGULATE_BENCH_MODELS=1 scripts/setup.sh``). Run (one model at a time is loaded, in its
+own process, so peak RSS is its own):
 
     .venv/bin/python benchmarks/embedded_models.py
     .venv/bin/python benchmarks/embedded_models.py --models qwen2.5-coder-1.5b --plans flat
