@@ -38,7 +38,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from pipeline.batch import _decoding  # noqa: E402
+from pipeline.batch import decoding_settings  # noqa: E402
 from pipeline.evaluate import score_records  # noqa: E402
 from pipeline.extract import ExtractionSettings, Extractor  # noqa: E402
 from pipeline.plans import DEFAULT_PLAN, PLANS  # noqa: E402
@@ -69,7 +69,7 @@ async def _run_plans(model: str, plans: list[str], folder: Path, limit: int | No
     with open_endpoint(model=None, gguf=None, concurrency=1, env={}, embedded=model) as endpoint:
         load_s = time.monotonic() - started
         for plan in plans:
-            decoding = _decoding(argparse.Namespace(plan=plan), endpoint)
+            decoding = decoding_settings(argparse.Namespace(plan=plan), endpoint)
             settings = ExtractionSettings(**decoding)
             extractor = Extractor(endpoint, settings)
             results: list[ExtractionResult] = []

@@ -675,7 +675,7 @@ FALLBACK_MAX_REASKS = 2
 FALLBACK_MAX_TOKENS = 1024
 
 
-def _decoding(args: argparse.Namespace, endpoint: Endpoint | None) -> dict[str, Any]:
+def decoding_settings(args: argparse.Namespace, endpoint: Endpoint | None) -> dict[str, Any]:
     """Re-asks, max tokens and plan: the user's flags, else the model's recommendation, else ours.
 
     The embedded models carry settings chosen by benchmarks/embedded_models.py
@@ -705,7 +705,7 @@ def _settings_from(args: argparse.Namespace, endpoint: Endpoint | None = None) -
         max_transport_retries=args.max_transport_retries,
         timeout_s=args.timeout,
         temperature=args.temperature,
-        **_decoding(args, endpoint),
+        **decoding_settings(args, endpoint),
     )
 
 
@@ -722,7 +722,7 @@ def _run_settings(args: argparse.Namespace, endpoint: Endpoint, concurrency: int
         "max_transport_retries": args.max_transport_retries,
         "timeout_s": args.timeout,
         "temperature": args.temperature,
-        **_decoding(args, endpoint),
+        **decoding_settings(args, endpoint),
     }
     if hasattr(args, "paths"):
         settings["paths"] = [str(path) for path in args.paths]

@@ -152,7 +152,7 @@ def cite_reading(
     values: dict[str, dict[str, Cited[Any]]] = {name: {} for name in _SECTION_TYPES}
     for field in READING_FIELDS:
         value = getattr(reading, field.key)
-        if value is None or _repeats_a_wider_place(field.key, value, reading):
+        if value is None:
             continue
         section, name = field.record_path.split(".")
         hint = getattr(reading, field.sentence_key)
@@ -214,7 +214,7 @@ def cite_reading(
 _WORD = re.compile(r"[^\W\d_]+")
 
 
-def _repeats_a_wider_place(key: str, value: Any, reading: ArticleReading) -> bool:
+def _repeats_a_wider_place(reading: ArticleReading) -> bool:
     """True for a ``place`` that only repeats the city, county or state ("Tempe", "Riverside, Ohio").
 
     The contract asks for a street, address or landmark there, and small models
@@ -223,7 +223,8 @@ def _repeats_a_wider_place(key: str, value: Any, reading: ArticleReading) -> boo
     street-level location where there is none, so it is left null. A place
     with any word of its own ("Apache Boulevard", "the Quick Stop") is kept.
     """
-    if key != "place" or not isinstance(value, str):
+    value = reading.place
+    if value is None:
         return False
     wider = " ".join(str(other) for other in (reading.city, reading.county, reading.state) if other)
     known = {word.casefold() for word in _WORD.findall(wider)} | _STATE_WORDS | _FILLER_WORDS
@@ -245,7 +246,8 @@ def tidy_places(reading: ArticleReading) -> ArticleReading:
 
     * a ``city`` that names a county ("Montgomery County") is the county;
     * a ``place`` of the form "City, State" ("Riverside, Ohio") is a city, not a street: it fills
-      the city when there is none (and the state when there is none), and is dropped as a place.
+      the city when there is none (and the state when there is none), and is dropped as a place;
+    * a ``place`` that only repeats the city, county or state is null (see ``_repeats_a_wider_place``).
 
     The sentence numbers move with the values. Nothing is invented: every value kept is one the
     model wrote, and its evidence is still located in the article.
@@ -265,7 +267,10 @@ def tidy_places(reading: ArticleReading) -> ArticleReading:
             update.update(city=match["city"].strip(), city_sent=reading.place_sent)
         if reading.state is None:
             update.update(state=match["state"].strip(), state_sent=reading.place_sent)
-    return reading.model_copy(update=update) if update else reading
+    tidied = reading.model_copy(update=update) if update else reading
+    if _repeats_a_wider_place(tidied):
+        return tidied.model_copy(update={"place": None, "place_sent": None})
+    return tidied
 
 
 def _said_killed(outcome: Cited[Any] | None) -> bool:

@@ -769,7 +769,7 @@ class Extractor:
                 last_error=describe_error(_last_validation_error(error), secret=run.secret),
             )
         facts = cite_reading(
-            ArticleReading.model_validate(reading.model_dump()),
+            reading,
             text=article.text,
             sentences=sentences,
             published=article.published,

@@ -17,7 +17,6 @@ every ``.``, ``[`` and ``]`` turned into ``_`` and repeats squeezed
 from __future__ import annotations
 
 import re
-import types
 import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from schemas import Cited, IncidentFacts
+from schemas.fields import is_cited, unwrap_optional
 
 TABLE_SCHEMA_VERSION = "1.0.0"
 
@@ -75,22 +75,11 @@ def _cited_value_type(cited_cls: type[Cited[Any]]) -> ColumnType:
     return "integer" if args[0] is int else "real" if args[0] is float else "text"
 
 
-def _unwrap_optional(annotation: Any) -> Any:
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0] if len(args) == 1 else annotation
-    return annotation
-
-
-def _is_cited(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, Cited)
-
-
 def _leaves_of(model: type[BaseModel], prefix: str) -> Iterator[LeafField]:
     for name, info in model.model_fields.items():
-        annotation = _unwrap_optional(info.annotation)
+        annotation = unwrap_optional(info.annotation)
         path = f"{prefix}.{name}" if prefix else name
-        if _is_cited(annotation):
+        if is_cited(annotation):
             yield LeafField(path, column_name(path), _cited_value_type(annotation))
         elif typing.get_origin(annotation) is list:
             item = typing.get_args(annotation)[0]

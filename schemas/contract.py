@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # Versioned with the prompt files: a change here changes the cache key (schema hash).
 CONTRACT_NAME = "flat-sentences"
@@ -150,30 +150,15 @@ class ArticleReading(BaseModel):
             cached = _SCHEMA_CACHE[cls] = super().model_json_schema()
         return copy.deepcopy(cached)
 
-    @field_validator(
-        "date_words",
-        "time_of_day",
-        "place",
-        "city",
-        "county",
-        "state",
-        "summary",
-        "operation",
-        "name",
-        "nationality",
-        "status",
-        "officer_injuries",
-        "officer_condition",
-        mode="before",
-    )
+    @field_validator("*", mode="before")
     @classmethod
-    def _null_like_is_null(cls, value: Any) -> Any:
-        return clean_null_like(value)
-
-    @field_validator("agencies", "speakers", mode="before")
-    @classmethod
-    def _drop_null_like_items(cls, value: Any) -> Any:
-        if isinstance(value, list):
+    def _null_like_is_null(cls, value: Any, info: ValidationInfo) -> Any:
+        """Free-text values and list items saying "unknown" are null (and dropped from lists).
+        Enums are left alone, so a null-like word there stays a validation error."""
+        annotation = cls.model_fields[str(info.field_name)].annotation
+        if annotation == str | None:
+            return clean_null_like(value)
+        if annotation == list[str] and isinstance(value, list):
             return [cleaned for cleaned in map(clean_null_like, value) if cleaned is not None]
         return value
 

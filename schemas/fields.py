@@ -49,7 +49,8 @@ class FieldSpec:
         return self.path.replace("[]", "")
 
 
-def _unwrap_optional(annotation: Any) -> Any:
+def unwrap_optional(annotation: Any) -> Any:
+    """``X`` for ``X | None``; any other annotation unchanged."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         if len(members) == 1:
@@ -57,7 +58,7 @@ def _unwrap_optional(annotation: Any) -> Any:
     return annotation
 
 
-def _is_cited(annotation: Any) -> bool:
+def is_cited(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, Cited)
 
 
@@ -66,7 +67,7 @@ def _walk(model: type[BaseModel], prefix: str, section: str, in_list: bool) -> I
         extra = info.json_schema_extra
         if isinstance(extra, dict) and extra.get("x-derived"):
             continue  # filled by the pipeline (speaker ids, grounding), not a fact
-        annotation = _unwrap_optional(info.annotation)
+        annotation = unwrap_optional(info.annotation)
         path = f"{prefix}.{name}" if prefix else name
         top = section or name
         origin = typing.get_origin(annotation)
@@ -74,7 +75,7 @@ def _walk(model: type[BaseModel], prefix: str, section: str, in_list: bool) -> I
             item = typing.get_args(annotation)[0]
             yield from _walk(item, f"{path}[]", top, True)
             continue
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and not _is_cited(annotation):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and not is_cited(annotation):
             yield from _walk(annotation, path, top, in_list)
             continue
         kinds = [meta for meta in info.metadata if isinstance(meta, Kind)]
@@ -83,7 +84,7 @@ def _walk(model: type[BaseModel], prefix: str, section: str, in_list: bool) -> I
                 f"{model.__name__}.{name} ({path}) has no Kind: declare one in schemas/record.py, "
                 'e.g. Annotated[Cited[str] | None, Kind("summary")]'
             )
-        yield FieldSpec(path, kinds[0].name, top, name, _is_cited(annotation), in_list)
+        yield FieldSpec(path, kinds[0].name, top, name, is_cited(annotation), in_list)
 
 
 @cache

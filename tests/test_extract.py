@@ -32,7 +32,7 @@ import httpx2
 import pytest
 from fault_server import FaultMix, FaultServer
 
-from pipeline.batch import FALLBACK_MAX_REASKS, FALLBACK_MAX_TOKENS, _decoding, _settings_from
+from pipeline.batch import FALLBACK_MAX_REASKS, FALLBACK_MAX_TOKENS, _settings_from, decoding_settings
 from pipeline.cli import build_parser
 from pipeline.evidence import Sentence, number_sentences, split_sentences
 from pipeline.extract import (
@@ -619,29 +619,33 @@ def run_args(*flags: str) -> Any:
 
 
 def test_decoding_flags_win_over_the_models_recommendation_which_wins_over_the_fallbacks() -> None:
-    """(no transport) ``pipeline.batch._decoding`` and the settings built from it."""
+    """(no transport) ``pipeline.batch.decoding_settings`` and the settings built from it."""
     recommending = make_endpoint(recommended={"max_reasks": 0, "max_tokens": 600, "plan": "flat-no-example"})
     silent = make_endpoint()
 
     fallbacks = {"max_reasks": FALLBACK_MAX_REASKS, "max_tokens": FALLBACK_MAX_TOKENS, "plan": DEFAULT_PLAN}
-    assert _decoding(run_args(), silent) == fallbacks
-    assert _decoding(run_args(), None) == fallbacks
-    assert _decoding(run_args(), recommending) == {
+    assert decoding_settings(run_args(), silent) == fallbacks
+    assert decoding_settings(run_args(), None) == fallbacks
+    assert decoding_settings(run_args(), recommending) == {
         "max_reasks": 0,
         "max_tokens": 600,
         "plan": "flat-no-example",
     }
 
     flags = ("--max-reasks", "3", "--max-tokens", "2048", "--plan", "flat")
-    assert _decoding(run_args(*flags), recommending) == {"max_reasks": 3, "max_tokens": 2048, "plan": "flat"}
+    assert decoding_settings(run_args(*flags), recommending) == {
+        "max_reasks": 3,
+        "max_tokens": 2048,
+        "plan": "flat",
+    }
     # One flag given: that one wins, the others still come from the recommendation.
-    assert _decoding(run_args("--max-tokens", "900"), recommending) == {
+    assert decoding_settings(run_args("--max-tokens", "900"), recommending) == {
         "max_reasks": 0,
         "max_tokens": 900,
         "plan": "flat-no-example",
     }
     # An explicit 0 is a choice, not an absence.
-    assert _decoding(run_args("--max-reasks", "0"), silent)["max_reasks"] == 0
+    assert decoding_settings(run_args("--max-reasks", "0"), silent)["max_reasks"] == 0
 
     settings = _settings_from(run_args("--max-tokens", "900"), recommending)
     assert (settings.max_reasks, settings.max_tokens, settings.plan) == (0, 900, "flat-no-example")

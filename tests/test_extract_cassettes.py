@@ -26,7 +26,7 @@ import pytest
 from conftest import CASSETTES_DIR, example_article_paths
 from pydantic import BaseModel
 
-from pipeline.batch import _decoding
+from pipeline.batch import decoding_settings
 from pipeline.extract import ExtractionSettings, Extractor
 from pipeline.providers import EMBEDDED, Endpoint, open_endpoint
 from schemas import Article, Cited, ExtractionResult, GroundingStatus, IncidentRecord, Statement
@@ -84,7 +84,7 @@ def cassette_settings(endpoint: Endpoint) -> ExtractionSettings:
     import argparse
 
     return ExtractionSettings(
-        max_transport_retries=0, timeout_s=1200.0, **_decoding(argparse.Namespace(), endpoint)
+        max_transport_retries=0, timeout_s=1200.0, **decoding_settings(argparse.Namespace(), endpoint)
     )
 
 
