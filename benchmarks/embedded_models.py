@@ -38,12 +38,12 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from pipeline.batch import decoding_settings  # noqa: E402
-from pipeline.evaluate import score_records  # noqa: E402
-from pipeline.extract import ExtractionSettings, Extractor  # noqa: E402
-from pipeline.plans import DEFAULT_PLAN, PLANS  # noqa: E402
-from pipeline.providers import DEFAULT_EMBEDDED_CHOICE, EMBEDDED_MODELS  # noqa: E402
-from pipeline.sources import iter_sources  # noqa: E402
+from pipeline.batch.runner import decoding_settings  # noqa: E402
+from pipeline.extract.extractor import ExtractionSettings, Extractor  # noqa: E402
+from pipeline.extract.plans import DEFAULT_PLAN, PLANS  # noqa: E402
+from pipeline.extract.providers import DEFAULT_EMBEDDED_CHOICE, EMBEDDED_MODELS  # noqa: E402
+from pipeline.ingest.sources import iter_sources  # noqa: E402
+from pipeline.outputs.evaluate import score_records  # noqa: E402
 from schemas import Article, ExtractionResult  # noqa: E402
 
 DEFAULT_EXAMPLES = REPO_ROOT / "examples" / "tempe-traffic-stop"
@@ -60,7 +60,7 @@ def example_articles(folder: Path, limit: int | None) -> list[Article]:
 
 
 async def _run_plans(model: str, plans: list[str], folder: Path, limit: int | None) -> list[dict[str, Any]]:
-    from pipeline.providers import open_endpoint
+    from pipeline.extract.providers import open_endpoint
 
     articles = example_articles(folder, limit)
     gold = json.loads((folder / "gold.json").read_text(encoding="utf-8"))

@@ -35,8 +35,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.gazetteer import get_gazetteer
-from pipeline.reconcile import reconcile, reconcile_to_dir
+from pipeline.kinds.gazetteer import get_gazetteer
+from pipeline.reconcile.merge import reconcile, reconcile_to_dir
 from schemas.record import IncidentRecord
 
 FIRST = [

@@ -40,11 +40,11 @@ from typing import Any
 
 import openai
 
-from pipeline.batch import run_batch
-from pipeline.evidence import split_sentences
-from pipeline.extract import ExtractionSettings, Extractor
-from pipeline.providers import Endpoint
-from pipeline.store import RunStore
+from pipeline.batch.runner import run_batch
+from pipeline.evidence.locate import split_sentences
+from pipeline.extract.extractor import ExtractionSettings, Extractor
+from pipeline.extract.providers import Endpoint
+from pipeline.store.runstore import RunStore
 from schemas import Article, AttemptLog, ExtractionResult, IncidentRecord, Provenance, Usage
 
 REPO = Path(__file__).resolve().parent.parent

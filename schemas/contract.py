@@ -5,7 +5,7 @@ tree of ``{value, quote, attribution}`` leaves (measured on the example set:
 29 % field accuracy nested, about 80 % flat, with a quarter of the completion
 tokens). So the model returns values only, each beside the number of the
 sentence that states it (``<field>_sent``), and the pipeline locates the
-evidence itself (``pipeline.evidence``) and builds the stored
+evidence itself (``pipeline.evidence.locate``) and builds the stored
 :class:`~schemas.record.IncidentRecord`.
 
 Every key is required and no other key is allowed, so a schema-constrained
@@ -16,7 +16,7 @@ into prose. Null-like strings ("unknown", "not specified", ...) are cleaned to
 "unknown" out.
 
 ``READING_FIELDS`` maps each value key to the record path it fills and to its
-sentence key; ``pipeline.extract`` builds the record from it.
+sentence key; ``pipeline.extract.extractor`` builds the record from it.
 """
 
 from __future__ import annotations

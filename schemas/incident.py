@@ -1,7 +1,7 @@
 """Merged incidents: records clustered into incidents, a verdict for every field.
 
-``pipeline.cluster`` groups records (one per article) into incidents and says
-why each record joined; ``pipeline.reconcile`` compares the records of an
+``pipeline.reconcile.cluster`` groups records (one per article) into incidents and says
+why each record joined; ``pipeline.reconcile.merge`` compares the records of an
 incident field by field. Every distinct value keeps its evidence: the
 articles, quotes and speakers behind it, and how many independent sources
 those amount to (five outlets quoting one DHS statement are one source).

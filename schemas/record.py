@@ -55,7 +55,7 @@ class GroundingStatus(StrEnum):
 
 
 class Grounding(BaseModel):
-    """Where a quote sits in the article text, as found by ``pipeline.ground``.
+    """Where a quote sits in the article text, as found by ``pipeline.evidence.ground``.
 
     ``start``/``end`` are character offsets into ``Article.text`` such that
     ``text[start:end]`` is the matched span; they are null when unfound.

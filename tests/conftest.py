@@ -32,7 +32,7 @@ def example_article_paths() -> list[Path]:
 @pytest.fixture(scope="session")
 def example_articles() -> dict[str, Article]:
     """Example articles read through the real source reader, keyed by file name."""
-    from pipeline.sources import iter_sources
+    from pipeline.ingest.sources import iter_sources
 
     articles: dict[str, Article] = {}
     for item in iter_sources(example_article_paths()):

@@ -2,7 +2,7 @@
 
 The records are what a careful human extractor would write for each article
 (values, verbatim quotes, attributions), not model output. Grounding and
-speakers are computed by the real pipeline.ground, and the run directory is
+speakers are computed by the real pipeline.evidence.ground, and the run directory is
 written with the real run store and reconciler, so these tests exercise the
 same files a `triangulate run` leaves behind.
 
@@ -17,8 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pipeline.ground import ground_record
-from pipeline.sources import iter_sources
+from pipeline.evidence.ground import ground_record
+from pipeline.ingest.sources import iter_sources
 from schemas import Article, IncidentRecord, Provenance
 
 REPO = Path(__file__).resolve().parents[1]
@@ -301,7 +301,7 @@ def load_articles() -> TempeArticles:
 
 
 def hand_record(article: Article, facts: dict[str, Any]) -> IncidentRecord:
-    """The record a careful human would write for this article, grounded by pipeline.ground."""
+    """The record a careful human would write for this article, grounded by pipeline.evidence.ground."""
     record = IncidentRecord.model_validate(
         {
             **facts,
@@ -329,8 +329,8 @@ def hand_records(articles: TempeArticles) -> list[IncidentRecord]:
 def write_run(out_dir: Path, records: list[IncidentRecord], articles: list[Article]) -> Path:
     """A run directory as `triangulate run` leaves it: run store, records/failures.jsonl,
     incidents/conflicts.jsonl; written through the real RunStore and reconciler."""
-    from pipeline.reconcile import reconcile, write_outputs
-    from pipeline.store import RunStore, cache_key
+    from pipeline.reconcile.merge import reconcile, write_outputs
+    from pipeline.store.runstore import RunStore, cache_key
     from schemas import ExtractionResult
 
     by_id = {r.article_id: r for r in records}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.attribute import SPEAKERS_ENV, canonical_speaker, default_table, load_speaker_table
+from pipeline.evidence.attribute import SPEAKERS_ENV, canonical_speaker, default_table, load_speaker_table
 
 OUTLET = "Harlow Herald"
 

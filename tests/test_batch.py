@@ -24,15 +24,15 @@ from typing import Any
 import pytest
 from fault_server import FaultMix, FaultServer, closed_port
 
-from pipeline.batch import BatchSummary, Progress, run_batch
-from pipeline.cli import main
-from pipeline.evidence import number_sentences, split_sentences
-from pipeline.extract import ExtractionSettings, Extractor
-from pipeline.extract import system_prompt as extract_system_prompt
-from pipeline.plans import DEFAULT_PLAN, PLANS
-from pipeline.providers import Endpoint
-from pipeline.ratelimit import RateLimiter, TokenBucket
-from pipeline.store import RunStore
+from pipeline.batch.runner import BatchSummary, Progress, run_batch
+from pipeline.cli.main import main
+from pipeline.evidence.locate import number_sentences, split_sentences
+from pipeline.extract.extractor import ExtractionSettings, Extractor
+from pipeline.extract.extractor import system_prompt as extract_system_prompt
+from pipeline.extract.plans import DEFAULT_PLAN, PLANS
+from pipeline.extract.providers import Endpoint
+from pipeline.extract.ratelimit import RateLimiter, TokenBucket
+from pipeline.store.runstore import RunStore
 from schemas import Article, ExtractionResult, FailureRow
 
 MODEL = "fault-stub"

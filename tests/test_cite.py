@@ -1,12 +1,12 @@
-"""From a model's reading to cited facts: the clean-ups and read-backs pipeline.cite applies."""
+"""From a model's reading to cited facts: the clean-ups and read-backs pipeline.evidence.cite applies."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
 
-from pipeline.cite import BACKFILL_NOTE, cite_reading, tidy_places
-from pipeline.evidence import split_sentences
+from pipeline.evidence.cite import BACKFILL_NOTE, cite_reading, tidy_places
+from pipeline.evidence.locate import split_sentences
 from schemas import ArticleReading, GroundingStatus
 
 ARTICLE = (

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from pipeline.cluster import (
+from pipeline.reconcile.cluster import (
     DATE_WINDOW_DAYS,
     _candidate_pairs,
     cluster_records,

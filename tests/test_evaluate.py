@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.evaluate import eval_command, normalize_value, resolve_field, score_records
+from pipeline.cli.main import main
+from pipeline.outputs.evaluate import eval_command, normalize_value, resolve_field, score_records
 from schemas.record import (
     Agency,
     Cited,

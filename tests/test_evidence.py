@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.evidence import (
+from pipeline.evidence.ground import check_support
+from pipeline.evidence.locate import (
     MAX_SENTENCE_CHARS,
     Sentence,
     attribution_for,
@@ -24,7 +25,6 @@ from pipeline.evidence import (
     quoted_text,
     split_sentences,
 )
-from pipeline.ground import check_support
 from schemas.article import Article
 from schemas.record import Grounding, GroundingStatus
 

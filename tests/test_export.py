@@ -36,8 +36,8 @@ from export_fixtures import (
     write_run,
 )
 
-from pipeline.cli import main as cli_main
-from pipeline.export import (
+from pipeline.cli.main import main as cli_main
+from pipeline.outputs.export import (
     ExportError,
     build_tables,
     export_command,
@@ -45,9 +45,8 @@ from pipeline.export import (
     load_run,
     write_run_store_tables,
 )
-from pipeline.report import render_report, utf16_offset
-from pipeline.runlock import LOCK_FILENAME, run_folder_lock
-from pipeline.tables import (
+from pipeline.outputs.report import render_report, utf16_offset
+from pipeline.outputs.tables import (
     CONFLICTS,
     FIELD_VALUES,
     INCIDENTS,
@@ -60,6 +59,7 @@ from pipeline.tables import (
     dashboard_queries,
     iter_cited,
 )
+from pipeline.store.runlock import LOCK_FILENAME, run_folder_lock
 from schemas import IncidentRecord
 
 GROUNDED = {"exact", "normalized", "fuzzy"}
@@ -498,7 +498,7 @@ def test_export_refuses_a_run_folder_another_command_holds_and_writes_nothing(
 def test_export_with_wait_starts_only_after_the_holder_lets_go(
     run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.export as export_module
+    import pipeline.outputs.export as export_module
 
     holding, released = threading.Event(), threading.Event()
 
@@ -565,7 +565,7 @@ def test_exported_files_are_readable_by_group_and_other_as_the_umask_allows(
 def test_a_failed_export_keeps_every_previous_file_and_leaves_no_temporary_one(
     run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.export import RunIncidents, write_files
+    from pipeline.outputs.export import RunIncidents, write_files
 
     to = tmp_path / "files"
     to.mkdir()

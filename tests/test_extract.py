@@ -32,10 +32,11 @@ import httpx2
 import pytest
 from fault_server import FaultMix, FaultServer
 
-from pipeline.batch import FALLBACK_MAX_REASKS, FALLBACK_MAX_TOKENS, _settings_from, decoding_settings
-from pipeline.cli import build_parser
-from pipeline.evidence import Sentence, number_sentences, split_sentences
-from pipeline.extract import (
+from pipeline.batch.runner import FALLBACK_MAX_REASKS, FALLBACK_MAX_TOKENS, _settings_from, decoding_settings
+from pipeline.cli.main import build_parser
+from pipeline.common.redact import REDACTED
+from pipeline.evidence.locate import Sentence, number_sentences, split_sentences
+from pipeline.extract.extractor import (
     MAX_RETRY_AFTER_S,
     ExtractionSettings,
     Extractor,
@@ -44,9 +45,8 @@ from pipeline.extract import (
     merge_facts,
     retry_after_seconds,
 )
-from pipeline.plans import DEFAULT_PLAN, PLANS
-from pipeline.providers import Endpoint
-from pipeline.redact import REDACTED
+from pipeline.extract.plans import DEFAULT_PLAN, PLANS
+from pipeline.extract.providers import Endpoint
 from schemas import Article, ArticleReading, Cited, GroundingStatus, IncidentFacts, IncidentRecord
 from schemas.contract import READING_FIELDS
 
@@ -619,7 +619,7 @@ def run_args(*flags: str) -> Any:
 
 
 def test_decoding_flags_win_over_the_models_recommendation_which_wins_over_the_fallbacks() -> None:
-    """(no transport) ``pipeline.batch.decoding_settings`` and the settings built from it."""
+    """(no transport) ``pipeline.batch.runner.decoding_settings`` and the settings built from it."""
     recommending = make_endpoint(recommended={"max_reasks": 0, "max_tokens": 600, "plan": "flat-no-example"})
     silent = make_endpoint()
 
@@ -1072,7 +1072,7 @@ def test_the_response_model_is_prepared_for_instructor_once_through_its_public_a
     used as it is, and it sends exactly the contract's schema."""
     import instructor
 
-    from pipeline.extract import RESPONSE_MODEL
+    from pipeline.extract.extractor import RESPONSE_MODEL
 
     assert issubclass(RESPONSE_MODEL, instructor.OpenAISchema)
     assert issubclass(RESPONSE_MODEL, ArticleReading)

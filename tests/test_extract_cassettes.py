@@ -26,9 +26,9 @@ import pytest
 from conftest import CASSETTES_DIR, example_article_paths
 from pydantic import BaseModel
 
-from pipeline.batch import decoding_settings
-from pipeline.extract import ExtractionSettings, Extractor
-from pipeline.providers import EMBEDDED, Endpoint, open_endpoint
+from pipeline.batch.runner import decoding_settings
+from pipeline.extract.extractor import ExtractionSettings, Extractor
+from pipeline.extract.providers import EMBEDDED, Endpoint, open_endpoint
 from schemas import Article, Cited, ExtractionResult, GroundingStatus, IncidentRecord, Statement
 
 ENDPOINT_FILE = CASSETTES_DIR / "extract" / "endpoint.json"

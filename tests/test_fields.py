@@ -7,7 +7,10 @@ from typing import Annotated
 import pytest
 from pydantic import BaseModel
 
-from pipeline import evaluate, ground, normalize, reconcile
+from pipeline.evidence import ground
+from pipeline.kinds import normalize
+from pipeline.outputs import evaluate
+from pipeline.reconcile import merge as reconcile
 from schemas.fields import UndeclaredKind, _walk, cited_fields_of, field_kinds, record_fields
 from schemas.kinds import Kind
 from schemas.record import Cited, Subject

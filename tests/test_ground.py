@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
-from pipeline.ground import (
+from pipeline.evidence.ground import (
     FUZZY_MIN_CHARS,
     FUZZY_THRESHOLD,
     check_support,
@@ -548,7 +548,7 @@ def test_a_statement_by_a_person_named_as_a_witness_elsewhere_is_the_witness() -
 def test_the_hand_made_tempe_records_are_fully_grounded_and_never_unsupported() -> None:
     from pathlib import Path
 
-    from pipeline.sources import iter_sources
+    from pipeline.ingest.sources import iter_sources
 
     folder = Path(__file__).resolve().parents[1] / "examples" / "tempe-traffic-stop"
     articles = {Path(a.source_path or "").name: a for a in iter_sources([folder]) if isinstance(a, Article)}

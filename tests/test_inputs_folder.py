@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from fault_server import FaultServer
 
-from pipeline.cli import build_parser, main
+from pipeline.cli.main import build_parser, main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL = "fault-stub"
@@ -47,7 +47,7 @@ os.execv(sys.argv[1], sys.argv[1:])
 _READ_SOURCES = """
 import json, sys
 from pathlib import Path
-from pipeline.sources import iter_sources
+from pipeline.ingest.sources import iter_sources
 from schemas import FailureRow
 for item in iter_sources([Path(arg) for arg in sys.argv[1:]]):
     if isinstance(item, FailureRow):

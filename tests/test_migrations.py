@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from pipeline.migrations import MIGRATIONS, applied_migrations, migrate
-from pipeline.store import RunStore
+from pipeline.store.migrations import MIGRATIONS, applied_migrations, migrate
+from pipeline.store.runstore import RunStore
 
 
 def tables(path: Path) -> set[str]:

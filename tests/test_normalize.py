@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from pipeline.gazetteer import get_gazetteer
-from pipeline.normalize import (
+from pipeline.kinds.gazetteer import get_gazetteer
+from pipeline.kinds.normalize import (
     CountRange,
     Relation,
     ValueContext,

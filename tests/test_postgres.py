@@ -19,8 +19,8 @@ import pytest
 from export_fixtures import lone_article_and_record, two_incident_run, write_run
 from test_export import check_dashboard_results, run_dashboard_queries
 
-from pipeline.export import ExportError, build_tables, export_to_db
-from pipeline.tables import TABLE_SCHEMA_VERSION, TABLES
+from pipeline.outputs.export import ExportError, build_tables, export_to_db
+from pipeline.outputs.tables import TABLE_SCHEMA_VERSION, TABLES
 
 pytestmark = pytest.mark.postgres
 
@@ -188,7 +188,7 @@ def test_run_on_the_example_folder_with_db_fills_postgres_and_a_rerun_changes_no
     """
     from fault_server import FaultServer
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     examples = Path(__file__).resolve().parent.parent / "examples" / "tempe-traffic-stop"
     out = tmp_path / "out"

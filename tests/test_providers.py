@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from pipeline import providers
-from pipeline.providers import (
+from pipeline.extract import providers
+from pipeline.extract.providers import (
     EMBEDDED,
     OPENAI_COMPATIBLE,
     EmbeddedModel,
@@ -432,7 +432,7 @@ def test_unknown_embedded_names_list_the_known_ones() -> None:
 
 
 def test_the_embedded_flag_only_takes_registered_names(capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import build_parser
+    from pipeline.cli.main import build_parser
 
     parser = build_parser()
     args = parser.parse_args(["run", "a.txt", "--out", "o", "--embedded", "qwen2.5-coder-0.5b"])

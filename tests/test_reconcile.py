@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.reconcile import reconcile, reconcile_command, reconcile_to_dir, write_outputs
-from pipeline.sources import iter_sources
+from pipeline.ingest.sources import iter_sources
+from pipeline.reconcile.merge import reconcile, reconcile_command, reconcile_to_dir, write_outputs
 from schemas.article import Article
 from schemas.incident import FieldVerdict, Incident
 from schemas.record import IncidentRecord
@@ -73,7 +73,7 @@ def test_gold_records_reach_exactly_the_planted_verdicts() -> None:
 
 
 def test_planted_verdicts_hold_after_grounding_and_canonical_speakers() -> None:
-    from pipeline.ground import ground_record
+    from pipeline.evidence.ground import ground_record
 
     articles = {a.id: a for a in iter_sources([EXAMPLE]) if isinstance(a, Article)}
     grounded = [ground_record(r, articles[r.article_id]) for r in gold_records()]
@@ -394,7 +394,7 @@ def test_reconcile_command_reports_a_missing_file(tmp_path: Path, capsys: pytest
 def test_reconcile_command_refuses_a_folder_another_command_holds_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline.runlock import run_folder_lock
+    from pipeline.store.runlock import run_folder_lock
 
     records_path = tmp_path / "records.jsonl"
     _write_records(records_path, gold_records())
@@ -437,7 +437,7 @@ def test_reconcile_leaves_someone_elses_tmp_files_alone_and_writes_readable_outp
 def test_a_reconcile_that_fails_midway_keeps_both_previous_outputs_and_no_temporary_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.reconcile as reconcile_module
+    import pipeline.reconcile.merge as reconcile_module
 
     records = gold_records() + [record("zz", where={"city": cited("Chicago")}, subjects=[])]
     reconcile_to_dir(records[:3], tmp_path)
@@ -472,7 +472,7 @@ def test_write_outputs_replaces_both_files_or_neither(tmp_path: Path) -> None:
 
 
 def test_a_folder_that_reconcile_writes_is_a_run_folder_report_and_export_accept(tmp_path: Path) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     out = tmp_path / "merged"
     gold_records = Path(__file__).resolve().parent.parent / "examples/tempe-traffic-stop/gold_records.jsonl"

@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.reconcile import reconcile, reconcile_to_dir, write_outputs
+from pipeline.reconcile.merge import reconcile, reconcile_to_dir, write_outputs
 from schemas.incident import Incident, ReconcileResult
 from schemas.record import IncidentRecord
 

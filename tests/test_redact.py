@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.redact import REDACTED, redact, redact_url
+from pipeline.common.redact import REDACTED, redact, redact_url
 
 
 def test_a_key_in_the_userinfo_of_a_url_is_removed_with_or_without_a_password() -> None:

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from export_fixtures import UNFOUND_QUOTE, hand_records, load_articles, write_run
 
-from pipeline.ground import ground_record
-from pipeline.report import write_report
+from pipeline.evidence.ground import ground_record
+from pipeline.outputs.report import write_report
 from schemas import Article, IncidentRecord, Provenance
 
 pytestmark = pytest.mark.browser

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from fault_server import FaultMix, FaultServer
 
-from pipeline.evidence import number_sentences, split_sentences
+from pipeline.evidence.locate import number_sentences, split_sentences
 from schemas.article import content_hash
 
 MODEL = "fault-stub"

@@ -1,4 +1,5 @@
-"""The run folder's lock (pipeline/runlock.py) and output sets replaced together (pipeline/atomic.py).
+"""The run folder's lock (pipeline/store/runlock.py) and output sets replaced together
+(pipeline/common/atomic.py).
 
 ``flock`` belongs to an open file description, so a second ``run_folder_lock``
 in the same process is a second contender, exactly like another process.
@@ -21,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.atomic import replaced_together
-from pipeline.cli import main as cli_main
-from pipeline.runlock import LOCK_FILENAME, RunFolderBusy, invoked_command, read_holder, run_folder_lock
+from pipeline.cli.main import main as cli_main
+from pipeline.common.atomic import replaced_together
+from pipeline.store.runlock import LOCK_FILENAME, RunFolderBusy, invoked_command, read_holder, run_folder_lock
 
 REPO = Path(__file__).resolve().parent.parent
 SINCE = r"since \d\d:\d\d"
@@ -69,7 +70,7 @@ def test_the_lock_is_free_again_after_the_block_and_takes_the_new_holders_detail
 _CHILD = """
 import sys
 from pathlib import Path
-from pipeline.runlock import run_folder_lock
+from pipeline.store.runlock import run_folder_lock
 with run_folder_lock(Path(sys.argv[1]), command="retry-failed"):
     print("held", flush=True)
     sys.stdin.read()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.store import RunStore
+from pipeline.cli.main import main
+from pipeline.store.runstore import RunStore
 from schemas import (
     Article,
     AttemptLog,

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from pipeline import sources
-from pipeline.sources import SourcedArticle, iter_sources
-from pipeline.store import RunStore
+from pipeline.ingest import sources
+from pipeline.ingest.sources import SourcedArticle, iter_sources
+from pipeline.store.runstore import RunStore
 from schemas import Article, FailureRow
 from schemas.article import content_hash
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.redact import redact
-from pipeline.store import RunStore, cache_key
+from pipeline.common.redact import redact
+from pipeline.store.runstore import RunStore, cache_key
 from schemas import (
     Article,
     AttemptLog,
@@ -479,7 +479,7 @@ def pages(store: RunStore) -> int:
 
 
 def test_a_full_disk_is_a_store_error_naming_the_file_and_no_outcome_is_half_written(store: RunStore) -> None:
-    from pipeline import store as store_module
+    from pipeline.store import runstore as store_module
 
     article = make_article("Story saved onto a full disk.")
     run = store.start_run("run")
@@ -502,7 +502,7 @@ def test_a_full_disk_is_a_store_error_naming_the_file_and_no_outcome_is_half_wri
 
 
 def test_a_read_only_database_is_a_store_error_for_every_write(store: RunStore) -> None:
-    from pipeline import store as store_module
+    from pipeline.store import runstore as store_module
 
     run = store.start_run("run")
     store.connection.execute("PRAGMA query_only = 1")
@@ -516,7 +516,7 @@ def test_a_read_only_database_is_a_store_error_for_every_write(store: RunStore) 
 
 
 def test_opening_a_store_where_a_file_blocks_the_folder_is_a_store_error(tmp_path: Path) -> None:
-    from pipeline import store as store_module
+    from pipeline.store import runstore as store_module
 
     (tmp_path / "out").write_text("not a folder")
     with pytest.raises(store_module.StoreError, match="a file stands where a folder should be"):
@@ -526,7 +526,7 @@ def test_opening_a_store_where_a_file_blocks_the_folder_is_a_store_error(tmp_pat
 
 
 def test_storage_failures_are_told_apart_from_one_articles_bad_data(tmp_path: Path) -> None:
-    from pipeline.store import storage_cause
+    from pipeline.store.runstore import storage_cause
 
     db = sqlite3.connect(tmp_path / "x.sqlite", isolation_level=None)
     db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT NOT NULL)")

@@ -34,9 +34,9 @@ from test_extract import (
     ok,
 )
 
-from pipeline.extract import ExtractionSettings, Extractor, describe_error
-from pipeline.providers import EMBEDDED, Endpoint
-from pipeline.redact import REDACTED
+from pipeline.common.redact import REDACTED
+from pipeline.extract.extractor import ExtractionSettings, Extractor, describe_error
+from pipeline.extract.providers import EMBEDDED, Endpoint
 from schemas import ExtractionResult
 
 STUB_URL = make_endpoint().base_url

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.plans import PLAN_NAMES
+from pipeline.extract.plans import PLAN_NAMES
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -24,43 +24,43 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.batch import run_command
+    from pipeline.batch.runner import run_command
 
     return run_command(args)
 
 
 def _cmd_retry_failed(args: argparse.Namespace) -> int:
-    from pipeline.batch import retry_failed_command
+    from pipeline.batch.runner import retry_failed_command
 
     return retry_failed_command(args)
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
-    from pipeline.reconcile import reconcile_command
+    from pipeline.reconcile.merge import reconcile_command
 
     return reconcile_command(args)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from pipeline.evaluate import eval_command
+    from pipeline.outputs.evaluate import eval_command
 
     return eval_command(args)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from pipeline.export import export_command
+    from pipeline.outputs.export import export_command
 
     return export_command(args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.report import report_command
+    from pipeline.outputs.report import report_command
 
     return report_command(args)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from pipeline.show import show_command
+    from pipeline.outputs.show import show_command
 
     return show_command(args)
 
@@ -73,7 +73,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         "Without it and without OPENAI_BASE_URL, the embedded model runs in-process.",
     )
     group.add_argument("--gguf", type=Path, help="Run this GGUF file in the embedded engine.")
-    from pipeline.providers import DEFAULT_EMBEDDED_CHOICE, EMBEDDED_ENV, EMBEDDED_MODELS
+    from pipeline.extract.providers import DEFAULT_EMBEDDED_CHOICE, EMBEDDED_ENV, EMBEDDED_MODELS
 
     group.add_argument(
         "--embedded",
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="Also write dashboard tables to this database URL (postgresql://...).")
     p.add_argument("--no-reconcile", action="store_true", help="Skip the reconcile step.")
     p.add_argument("--quiet", "-q", action="store_true", help="No progress bar.")
-    from pipeline.sources import DEFAULT_MAX_ARTICLE_BYTES, parse_max_article_bytes
+    from pipeline.ingest.sources import DEFAULT_MAX_ARTICLE_BYTES, parse_max_article_bytes
 
     p.add_argument(
         "--max-article-bytes",

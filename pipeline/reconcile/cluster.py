@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from pipeline.gazetteer import City, get_gazetteer
-from pipeline.normalize import NAME_MATCH, DateSpan, name_similarity, name_tokens, resolve_date, soundex
+from pipeline.kinds.gazetteer import City, get_gazetteer
+from pipeline.kinds.normalize import NAME_MATCH, DateSpan, name_similarity, name_tokens, resolve_date, soundex
 from schemas.incident import JoinReason
 from schemas.record import Cited, IncidentRecord
 

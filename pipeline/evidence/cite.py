@@ -6,7 +6,7 @@ that into :class:`~schemas.record.IncidentFacts` whose every value is a
 ``Cited`` leaf:
 
 * ``quote`` is the article sentence that supports the value, found by
-  :func:`pipeline.evidence.locate_evidence` (the model's number is only a hint
+  :func:`pipeline.evidence.locate.locate_evidence` (the model's number is only a hint
   and a tie-breaker, because it is right little more than half the time);
 * ``grounding`` says how that sentence was found (``sentence-match``,
   ``model-cited`` or ``unfound``), where it sits, and whether it supports the
@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from pipeline.attribute import SpeakerTable, default_table
-from pipeline.evidence import Sentence, attribution_for, locate_evidence, locate_statement
-from pipeline.ground import FIELD_KINDS
-from pipeline.normalize import resolve_date
-from pipeline.words import US_STATES
+from pipeline.evidence.attribute import SpeakerTable, default_table
+from pipeline.evidence.ground import FIELD_KINDS
+from pipeline.evidence.locate import Sentence, attribution_for, locate_evidence, locate_statement
+from pipeline.kinds.normalize import resolve_date
+from pipeline.kinds.words import US_STATES
 from schemas import (
     Agency,
     ArticleReading,
@@ -48,7 +48,7 @@ from schemas import (
 )
 from schemas.contract import READING_FIELDS
 
-# Part of the cache key: bump it when a change here or in pipeline.evidence changes the record
+# Part of the cache key: bump it when a change here or in pipeline.evidence.locate changes the record
 # built from the same reply, so a re-run does not serve records built by the old rules.
 EVIDENCE_VERSION = "2"
 
@@ -279,7 +279,7 @@ def _said_killed(outcome: Cited[Any] | None) -> bool:
 
 # Read by the pipeline when the model left the place of death null although the subject was
 # killed: the wording for it is formulaic ("pronounced dead at the scene", "died at a hospital"),
-# and pipeline.evidence only accepts that exact wording for this field.
+# and pipeline.evidence.locate only accepts that exact wording for this field.
 PLACE_OF_DEATH_VALUES = ("at the scene", "at the hospital")
 BACKFILL_NOTE = "read from the article's wording by the pipeline; the model left this field null"
 

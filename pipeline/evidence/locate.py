@@ -14,7 +14,7 @@ value and falls back to the model's sentence only when none does.
   saying.
 
 Everything here is rule-based and deterministic: regular expressions over the
-text, or over its folded form (:func:`pipeline.attribute.fold`: lowercase, no
+text, or over its folded form (:func:`pipeline.evidence.attribute.fold`: lowercase, no
 accents, punctuation as spaces) with a map back to the original offsets.
 """
 
@@ -28,8 +28,15 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from pipeline.attribute import SpeakerTable, canonical_speaker, default_table, fold, person_name, slugify
-from pipeline.ground import (
+from pipeline.evidence.attribute import (
+    SpeakerTable,
+    canonical_speaker,
+    default_table,
+    fold,
+    person_name,
+    slugify,
+)
+from pipeline.evidence.ground import (
     _CATEGORY_CUES,
     _OFFICER_NOUNS,
     _RELATIVE_DAY_WORDS,
@@ -38,7 +45,7 @@ from pipeline.ground import (
     ValueKind,
     check_support,
 )
-from pipeline.words import MONTH_NUMBERS, MONTHS, NUMBER_WORDS, TENS_WORDS, WEEKDAYS
+from pipeline.kinds.words import MONTH_NUMBERS, MONTHS, NUMBER_WORDS, TENS_WORDS, WEEKDAYS
 from schemas.record import Grounding, GroundingStatus
 
 # --------------------------------------------------------------------------
@@ -355,7 +362,7 @@ def _cue(pattern: str, *, strict: bool = False) -> _Cue:
 
 _PLURAL_FIRED = _cue(_fired_by(_MANY_OFFICERS), strict=True)
 
-# (record path, folded value) -> cue. Word lists shared with pipeline.ground come from
+# (record path, folded value) -> cue. Word lists shared with pipeline.evidence.ground come from
 # its _CATEGORY_CUES / _OFFICER_NOUNS, so a word added there is recognised here too.
 _CUES: dict[tuple[str, str], _Cue] = {
     ("subjects.place_of_death", "at the hospital"): _cue(_near(_DEATH, _HOSPITAL), strict=True),
@@ -443,7 +450,7 @@ def locate_evidence(
 ) -> Grounding:
     """The grounding of ``value`` (record field ``path``, list indices dropped) in ``sentences``.
 
-    A sentence supports the value when :func:`pipeline.ground.check_support`
+    A sentence supports the value when :func:`pipeline.evidence.ground.check_support`
     says so (kind from ``FIELD_KINDS[path]``) or a paraphrase cue of this
     module matches (``_CUES``). For gender, a pronoun counts only within
     ``GENDER_HINT_WINDOW`` sentences of a hint or in a sentence naming
@@ -631,7 +638,7 @@ def _kind_span(
     if key in _GENDER_WORDS:
         return _cluster_span(folded, [_words_pattern(_GENDER_WORDS[key])])
     content = [w for w in key.split() if w not in _STOPWORDS and (len(w) > 2 or w.isdigit())]
-    # Light stemming as in pipeline.ground: "injuries" finds "injured".
+    # Light stemming as in pipeline.evidence.ground: "injuries" finds "injured".
     patterns = [rf"{re.escape(w[:5])}\w*" if len(w) >= 5 else re.escape(w) for w in content]
     return _cluster_span(folded, patterns) if patterns else None
 

@@ -2,9 +2,9 @@
 
 The model reads the article as numbered sentences and fills the flat
 :class:`~schemas.contract.ArticleReading`: values, each beside the number of
-the sentence that states it. It copies no quotes. :mod:`pipeline.cite` then
+the sentence that states it. It copies no quotes. :mod:`pipeline.evidence.cite` then
 locates the evidence for every value in the article's own sentences and builds
-the stored record, which :func:`pipeline.ground.ground_record` completes with
+the stored record, which :func:`pipeline.evidence.ground.ground_record` completes with
 canonical speakers.
 
 Two retry layers, kept apart so they never multiply:
@@ -39,7 +39,7 @@ Failure reasons (``FailureRow.reason``) it writes: ``transport`` (the
 :data:`TRANSPORT_ERRORS` outlasted the transport retries), ``endpoint``,
 ``request`` (another HTTP 4xx), ``validation`` and ``empty``. Error texts name
 the innermost cause of an error and, for errors from talking to the endpoint,
-its URL, always through :mod:`pipeline.redact`.
+its URL, always through :mod:`pipeline.common.redact`.
 """
 
 from __future__ import annotations
@@ -76,11 +76,11 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 import prompts
-from pipeline.cite import EVIDENCE_VERSION, cite_reading
-from pipeline.evidence import Sentence, number_sentences, split_sentences
-from pipeline.plans import DEFAULT_PLAN, PLANS, Plan
-from pipeline.providers import EMBEDDED
-from pipeline.redact import redact, redact_url
+from pipeline.common.redact import redact, redact_url
+from pipeline.evidence.cite import EVIDENCE_VERSION, cite_reading
+from pipeline.evidence.locate import Sentence, number_sentences, split_sentences
+from pipeline.extract.plans import DEFAULT_PLAN, PLANS, Plan
+from pipeline.extract.providers import EMBEDDED
 from schemas import (
     SCHEMA_VERSION,
     Article,
@@ -102,7 +102,7 @@ if TYPE_CHECKING:
     import httpx2
     from openai.types.chat import ChatCompletion
 
-    from pipeline.providers import Endpoint
+    from pipeline.extract.providers import Endpoint
 
 # instructor logs every exhausted re-ask at ERROR with the full validation error; the same facts
 # land in our AttemptLogs and FailureRows, so on a batch run its log lines are pure noise.
@@ -308,8 +308,8 @@ def describe_error(error: BaseException, *, secret: str | None = None, url: str 
 
     The cause is :func:`innermost_cause` (what "Connection error." hides: refused, DNS, bad
     scheme). ``url`` (the endpoint's base URL) is named only for errors from talking to the
-    endpoint, with its credentials and query string replaced (:func:`pipeline.redact.redact_url`).
-    Everything passes through :func:`pipeline.redact.redact`, with ``secret`` as a known secret.
+    endpoint, with its credentials and query string replaced (:func:`pipeline.common.redact.redact_url`).
+    Everything passes through :func:`pipeline.common.redact.redact`, with ``secret`` as a known secret.
     """
     suffix = ""
     cause = innermost_cause(error)
@@ -614,7 +614,7 @@ class Extractor:
 
         The user message holds only the numbered sentences: no outlet, headline or
         publication date. Given a date, small models copied it (or a weekday list)
-        instead of the article's own date words, which ``pipeline.cite`` resolves.
+        instead of the article's own date words, which ``pipeline.evidence.cite`` resolves.
         """
         part_note = (
             f"This is part {part} of {parts} of a long article; report what this part says.\n"
@@ -828,7 +828,7 @@ class Extractor:
                 plan=f"{CONTRACT_NAME}/{self.plan.name}",
             ),
         )
-        from pipeline.ground import ground_record
+        from pipeline.evidence.ground import ground_record
 
         record = ground_record(record, article)
         return ExtractionResult(

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.store import ArticleOutcome, RunStore, StoredExchange, store_path
-from pipeline.tables import iter_cited
+from pipeline.outputs.tables import iter_cited
+from pipeline.store.runstore import ArticleOutcome, RunStore, StoredExchange, store_path
 from schemas import Article, Grounding, IncidentRecord
 
 QUOTE_CHARS = 160

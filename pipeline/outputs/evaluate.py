@@ -34,8 +34,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pipeline.attribute import SpeakerTable, canonical_speaker, default_table
-from pipeline.words import NUMBER_WORDS, TENS_WORDS
+from pipeline.evidence.attribute import SpeakerTable, canonical_speaker, default_table
+from pipeline.kinds.words import NUMBER_WORDS, TENS_WORDS
 from schemas.evaluation import EvalReport, FieldScore, Mismatch
 from schemas.fields import paths_of_kind
 from schemas.record import Cited, GroundingStatus, IncidentRecord

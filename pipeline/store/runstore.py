@@ -65,10 +65,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
 
-from pipeline.atomic import replaced_together
-from pipeline.migrations import migrate
-from pipeline.redact import redact
-from pipeline.runfolder import FAILURES_FILENAME, RECORDS_FILENAME, STORE_FILENAME
+from pipeline.common.atomic import replaced_together
+from pipeline.common.redact import redact
+from pipeline.store.migrations import migrate
+from pipeline.store.runfolder import FAILURES_FILENAME, RECORDS_FILENAME, STORE_FILENAME
 from schemas import (
     SCHEMA_VERSION,
     Article,
@@ -301,7 +301,7 @@ class RunStore:
     ) -> str:
         """Record the start of a command; returns its run id. Earlier runs still marked running were
         killed (the store is only written by one process at a time), so they are marked so.
-        ``settings`` and ``cache_key_parts`` are stored through :func:`pipeline.redact.redact`
+        ``settings`` and ``cache_key_parts`` are stored through :func:`pipeline.common.redact.redact`
         (credentials in a URL's userinfo or query string, keys, the store's ``secrets``)."""
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
         with self._transaction() as db:
@@ -861,7 +861,7 @@ class RunStore:
 
     def write_derived(self, out_dir: Path, run_id: str | None = None) -> DerivedCounts:
         """Rewrite ``records.jsonl`` and ``failures.jsonl`` from the store as one set
-        (pipeline.atomic: temporary files, fsync, then both renamed), so readers and killed runs
+        (pipeline.common.atomic: temporary files, fsync, then both renamed), so readers and killed runs
         never see a half-written file, or records of one run beside failures of another."""
         out_dir = Path(out_dir)
         with _storage_errors(out_dir, what="output folder"):

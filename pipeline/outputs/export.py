@@ -30,17 +30,9 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from pipeline import __version__
-from pipeline.atomic import replaced_together
-from pipeline.redact import redact
-from pipeline.runfolder import (
-    CONFLICTS_FILENAME,
-    FAILURES_FILENAME,
-    INCIDENTS_FILENAME,
-    RECORDS_FILENAME,
-    STORE_FILENAME,
-)
-from pipeline.runlock import RunFolderBusy, run_folder_lock
-from pipeline.tables import (
+from pipeline.common.atomic import replaced_together
+from pipeline.common.redact import redact
+from pipeline.outputs.tables import (
     ARTICLES,
     CONFLICTS,
     FIELD_VALUES,
@@ -55,6 +47,14 @@ from pipeline.tables import (
     iter_cited,
     quote_ident,
 )
+from pipeline.store.runfolder import (
+    CONFLICTS_FILENAME,
+    FAILURES_FILENAME,
+    INCIDENTS_FILENAME,
+    RECORDS_FILENAME,
+    STORE_FILENAME,
+)
+from pipeline.store.runlock import RunFolderBusy, run_folder_lock
 from schemas import SCHEMA_VERSION, Article, FailureRow, IncidentRecord
 from schemas.incident import FLAGGED_VERDICTS, Conflict, FieldVerdict, Incident
 
@@ -155,7 +155,7 @@ def load_incidents(out_dir: Path, records: Sequence[IncidentRecord], warnings: l
                 "run `triangulate reconcile` again"
             )
         return RunIncidents(incidents, conflicts, origin=str(incidents_path))
-    from pipeline.reconcile import reconcile
+    from pipeline.reconcile.merge import reconcile
 
     if records:
         warnings.append(f"no {INCIDENTS_FILENAME} in {out_dir}: reconciled the records in memory")
@@ -209,7 +209,7 @@ def _jsonl_lines(path: Path) -> Iterator[str]:
 
 
 def _read_store(out_dir: Path) -> tuple[list[IncidentRecord], dict[str, Article], list[FailureRow]]:
-    from pipeline.store import RunStore
+    from pipeline.store.runstore import RunStore
 
     with RunStore(out_dir) as store:
         records = store.records()
@@ -229,7 +229,7 @@ def _read_store(out_dir: Path) -> tuple[list[IncidentRecord], dict[str, Article]
 
 def _reread_articles(records: Sequence[IncidentRecord], warnings: list[str]) -> dict[str, Article]:
     """Without a store, article texts come from the files the records name (for the report's quotes)."""
-    from pipeline.sources import iter_sources
+    from pipeline.ingest.sources import iter_sources
 
     wanted = {r.article_id for r in records}
     files: dict[Path, None] = {}

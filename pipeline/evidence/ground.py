@@ -30,8 +30,15 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 
-from pipeline.attribute import SpeakerTable, canonical_speaker, default_table, fold, person_name, slugify
-from pipeline.words import MONTH_NUMBERS, MONTHS, NUMBER_WORDS, TENS_WORDS, US_STATES, WEEKDAYS
+from pipeline.evidence.attribute import (
+    SpeakerTable,
+    canonical_speaker,
+    default_table,
+    fold,
+    person_name,
+    slugify,
+)
+from pipeline.kinds.words import MONTH_NUMBERS, MONTHS, NUMBER_WORDS, TENS_WORDS, US_STATES, WEEKDAYS
 from schemas.article import Article
 from schemas.fields import record_fields
 from schemas.kinds import KindName
@@ -616,7 +623,7 @@ def check_support(
     return _check_summary(value, folded_quote)
 
 
-# Statuses set when evidence was located sentence by sentence (pipeline.cite); grounding keeps them.
+# Statuses set when evidence was located sentence by sentence (pipeline.evidence.cite); grounding keeps them.
 SENTENCE_STATUSES = frozenset({GroundingStatus.sentence_match, GroundingStatus.model_cited})
 
 # How a value of each kind is checked against its evidence (check_support's ``kind``).
@@ -660,7 +667,7 @@ def ground_record(
 
     def visit_cited(cited: Cited[Any], path: str) -> None:
         if cited.grounding is not None and cited.grounding.status in SENTENCE_STATUSES:
-            # Evidence located by pipeline.cite from the article's own sentences: already
+            # Evidence located by pipeline.evidence.cite from the article's own sentences: already
             # placed and checked, and its quote is the sentence, so keep it as it is.
             cited.speaker = canonical_speaker(cited.attribution, outlet=outlet, table=table)
             cited_speakers.append((cited, person_name(cited.attribution)))

@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.runfolder import LOCK_FILENAME
+from pipeline.store.runfolder import LOCK_FILENAME
 
 LOCK_FILE_MODE = 0o644
 _POLL_S = 0.05

@@ -2,7 +2,7 @@
 
 A plan names the contract and the prompt variant. It is recorded in every
 record's provenance and in the cache key, and ``benchmarks/embedded_models.py``
-measures each one. Kept apart from ``pipeline.extract`` so the CLI can list the
+measures each one. Kept apart from ``pipeline.extract.extractor`` so the CLI can list the
 plans without importing the model client.
 """
 

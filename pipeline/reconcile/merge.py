@@ -1,7 +1,7 @@
 """Reconcile the records of each incident into one merged record with per-field verdicts.
 
 Per incident and field path, the distinct values (by comparison form, see
-``pipeline.normalize``) are collected with every citation behind them, and
+``pipeline.kinds.normalize``) are collected with every citation behind them, and
 the field gets one verdict:
 
 * ``not-reported``: no article reports it, or only citations that are not
@@ -41,9 +41,8 @@ from typing import Any
 from pydantic import ValidationError
 from rapidfuzz import fuzz
 
-from pipeline.atomic import replaced_together
-from pipeline.cluster import Cluster, cluster_records
-from pipeline.normalize import (
+from pipeline.common.atomic import replaced_together
+from pipeline.kinds.normalize import (
     CACHE_SIZE,
     FIELD_KINDS,
     NAME_MATCH,
@@ -60,8 +59,9 @@ from pipeline.normalize import (
     quotes_match,
     relate,
 )
-from pipeline.runfolder import CONFLICTS_FILENAME, INCIDENTS_FILENAME, RunFolder
-from pipeline.runlock import RunFolderBusy, run_folder_lock
+from pipeline.reconcile.cluster import Cluster, cluster_records
+from pipeline.store.runfolder import CONFLICTS_FILENAME, INCIDENTS_FILENAME, RunFolder
+from pipeline.store.runlock import RunFolderBusy, run_folder_lock
 from schemas.fields import cited_fields_of
 from schemas.incident import (
     FLAGGED_VERDICTS,
@@ -809,7 +809,7 @@ def _jsonable_incident(shape: dict[str, Any]) -> dict[str, Any]:
 def write_outputs(result: ReconcileResult, out_dir: Path) -> None:
     """``incidents.jsonl`` (one merged incident a line) and ``conflicts.jsonl`` (one flagged field a line).
 
-    Both are replaced together (``pipeline.atomic``): a reader sees the old pair or the new one.
+    Both are replaced together (``pipeline.common.atomic``): a reader sees the old pair or the new one.
     """
     with (
         replaced_together() as files,

@@ -65,15 +65,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from pipeline.ratelimit import RateLimiter
-from pipeline.redact import redact, redact_url
-from pipeline.runfolder import RunFolder
-from pipeline.runlock import lock_refusing_with
-from pipeline.store import RunStore, StoreError, cache_key, storage_cause
+from pipeline.common.redact import redact, redact_url
+from pipeline.extract.ratelimit import RateLimiter
+from pipeline.store.runfolder import RunFolder
+from pipeline.store.runlock import lock_refusing_with
+from pipeline.store.runstore import RunStore, StoreError, cache_key, storage_cause
 from schemas import Article, ExtractionResult, FailureRow, Usage
 
 if TYPE_CHECKING:
-    from pipeline.providers import Endpoint
+    from pipeline.extract.providers import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ DEFAULT_STOP_AFTER_CONNECTION_FAILURES = 5
 PREFLIGHT_TIMEOUT_S = 30.0
 PREFLIGHT_TRIES = 2
 PREFLIGHT_PAUSE_S = 1.0
-# The error classes (first word of ``FailureRow.last_error``, as pipeline.extract.describe_error
+# The error classes (first word of ``FailureRow.last_error``, as pipeline.extract.extractor.describe_error
 # writes it) that mean the connection itself failed: refused, reset, DNS, timeouts. Not 429/5xx.
 CONNECTION_ERROR_NAMES = frozenset({"APIConnectionError", "APITimeoutError", "ReplyTimeout"})
 
@@ -107,7 +107,7 @@ class _EndpointLike(Protocol):
 
 
 class ExtractorLike(Protocol):
-    """What the batch runner needs from ``pipeline.extract.Extractor``."""
+    """What the batch runner needs from ``pipeline.extract.extractor.Extractor``."""
 
     @property
     def endpoint(self) -> _EndpointLike: ...
@@ -228,7 +228,7 @@ def _isatty(stream: IO[str]) -> bool:
 
 def _config_errors() -> tuple[type[BaseException], ...]:
     try:
-        from pipeline.extract import ExtractorConfigError
+        from pipeline.extract.extractor import ExtractorConfigError
     except ImportError:
         return ()
     return (ExtractorConfigError,)
@@ -256,7 +256,7 @@ async def _as_async(
     items: Iterable[Article | FailureRow] | AsyncIterable[Article | FailureRow],
 ) -> AsyncIterator[Article | FailureRow]:
     if isinstance(items, AsyncIterable):
-        # e.g. pipeline.sources.aiter_sources, which reads each input in a worker thread.
+        # e.g. pipeline.ingest.sources.aiter_sources, which reads each input in a worker thread.
         async for item in items:
             yield item
         return
@@ -313,7 +313,7 @@ async def probe_endpoint(
     secrets: Iterable[str] = (),
 ) -> str | None:
     """None when the endpoint answers ``GET {base_url}/models`` at all, else why it cannot be reached
-    (through :func:`pipeline.redact.redact`, with ``secrets`` and ``api_key`` as known secrets).
+    (through :func:`pipeline.common.redact.redact`, with ``secrets`` and ``api_key`` as known secrets).
 
     Any HTTP reply counts as reachable: a 404 (a server without that route), a 401, a 5xx, a page
     that is not JSON; what those mean is for the batch's own requests to find out. Only a failure
@@ -640,7 +640,7 @@ class UsageError(Exception):
 
 
 # One process per output directory: two writers would interleave runs in one store. The lock
-# (pipeline/runlock.py) names its holder; here a busy directory is a usage error (exit code 2).
+# (pipeline/store/runlock.py) names its holder; here a busy directory is a usage error (exit code 2).
 _directory_lock = lock_refusing_with(UsageError)
 
 
@@ -660,7 +660,7 @@ def _default_concurrency(args: argparse.Namespace, env: Mapping[str, str]) -> in
     if args.concurrency is not None:
         return int(args.concurrency)
     try:
-        from pipeline.providers import EMBEDDED, choose_provider
+        from pipeline.extract.providers import EMBEDDED, choose_provider
     except ImportError:
         return DEFAULT_CONCURRENCY
     provider = choose_provider(
@@ -689,7 +689,7 @@ def decoding_settings(args: argparse.Namespace, endpoint: Endpoint | None) -> di
             return given
         return recommended.get(flag, fallback)
 
-    from pipeline.plans import DEFAULT_PLAN
+    from pipeline.extract.plans import DEFAULT_PLAN
 
     return {
         "max_reasks": int(pick("max_reasks", FALLBACK_MAX_REASKS)),
@@ -699,7 +699,7 @@ def decoding_settings(args: argparse.Namespace, endpoint: Endpoint | None) -> di
 
 
 def _settings_from(args: argparse.Namespace, endpoint: Endpoint | None = None) -> Any:
-    from pipeline.extract import ExtractionSettings
+    from pipeline.extract.extractor import ExtractionSettings
 
     return ExtractionSettings(
         max_transport_retries=args.max_transport_retries,
@@ -763,7 +763,7 @@ def _secrets(env: Mapping[str, str], endpoint: Endpoint | None = None) -> list[s
 
 def run_command(args: argparse.Namespace) -> int:
     """``triangulate run PATH... --out DIR``: see the module docstring for exit codes."""
-    from pipeline.sources import DEFAULT_MAX_ARTICLE_BYTES, aiter_sources
+    from pipeline.ingest.sources import DEFAULT_MAX_ARTICLE_BYTES, aiter_sources
 
     max_bytes = getattr(args, "max_article_bytes", DEFAULT_MAX_ARTICLE_BYTES)
     return _command(args, kind="run", articles=lambda _store: aiter_sources(args.paths, max_bytes=max_bytes))
@@ -817,8 +817,8 @@ def _inside(filename: object, folder: Path) -> bool:
 def _command_locked(
     args: argparse.Namespace, *, kind: str, articles: Any, env: Mapping[str, str], out_dir: Path
 ) -> int:
-    from pipeline.extract import Extractor
-    from pipeline.providers import ProviderError, open_endpoint
+    from pipeline.extract.extractor import Extractor
+    from pipeline.extract.providers import ProviderError, open_endpoint
 
     concurrency = _default_concurrency(args, env)
     with RunStore(out_dir, secrets=_secrets(env)) as store:
@@ -859,7 +859,7 @@ def _execute(
     out_dir: Path,
     extractor_class: Any,
 ) -> int:
-    # Printed lines are put together from parts that each went through pipeline.redact (the URL
+    # Printed lines are put together from parts that each went through pipeline.common.redact (the URL
     # through redact_url): redacting a whole line again would take the punctuation after a URL
     # for part of its query string.
     where = redact_url(endpoint.base_url)
@@ -996,8 +996,8 @@ def _summary_text(summary: BatchSummary, out_dir: Path, n_records: int, n_failur
 
 
 def _reconcile(store: RunStore, out_dir: Path) -> int:
-    from pipeline.export import write_run_store_tables
-    from pipeline.reconcile import reconcile, write_outputs
+    from pipeline.outputs.export import write_run_store_tables
+    from pipeline.reconcile.merge import reconcile, write_outputs
 
     records = store.records()
     if not records:
@@ -1030,7 +1030,7 @@ def _reconcile(store: RunStore, out_dir: Path) -> int:
 
 
 def _export_db(out_dir: Path, url: str) -> int:
-    from pipeline.export import export_to_db
+    from pipeline.outputs.export import export_to_db
 
     try:
         export_to_db(out_dir, url)

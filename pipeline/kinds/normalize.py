@@ -28,8 +28,8 @@ from typing import Literal
 
 from rapidfuzz import fuzz
 
-from pipeline.gazetteer import PlaceName, fold, get_gazetteer
-from pipeline.words import MONTH_NUMBERS, NUMBER_WORDS, WEEKDAYS
+from pipeline.kinds.gazetteer import PlaceName, fold, get_gazetteer
+from pipeline.kinds.words import MONTH_NUMBERS, NUMBER_WORDS, WEEKDAYS
 from schemas.fields import field_kinds
 from schemas.kinds import KindName
 
@@ -42,7 +42,7 @@ CACHE_SIZE = 1 << 21
 Kind = KindName
 
 # Kinds compared as labels from a small vocabulary; ``label`` and ``place_category`` differ
-# from ``category`` only in how their evidence is checked (pipeline.ground).
+# from ``category`` only in how their evidence is checked (pipeline.evidence.ground).
 CATEGORY_KINDS: frozenset[str] = frozenset({"category", "label", "place_category"})
 
 # Field path templates (``[]`` stands for "any item of this list") -> kind, from the schema.

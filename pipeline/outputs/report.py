@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.atomic import replaced_together
-from pipeline.export import ExportError, RunData, load_run
-from pipeline.runfolder import REPORT_FILENAME
-from pipeline.tables import TABLE_SCHEMA_VERSION, iter_cited
+from pipeline.common.atomic import replaced_together
+from pipeline.outputs.export import ExportError, RunData, load_run
+from pipeline.outputs.tables import TABLE_SCHEMA_VERSION, iter_cited
+from pipeline.store.runfolder import REPORT_FILENAME
 from schemas import SCHEMA_VERSION, Grounding, IncidentRecord
 from schemas.incident import FLAGGED_VERDICTS, FieldVerdict, Incident, SourceCitation, ValueSupport
 

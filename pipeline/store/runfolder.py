@@ -5,14 +5,14 @@ read and write these paths through :class:`RunFolder`; no other module spells
 a file name out.
 
     DIR/
-      triangulate.sqlite   the run store (pipeline.store)
+      triangulate.sqlite   the run store (pipeline.store.runstore)
       records.jsonl        one record per extracted article
       failures.jsonl       one row per article that could not be extracted
-      incidents.jsonl      one merged record per incident (pipeline.reconcile)
+      incidents.jsonl      one merged record per incident (pipeline.reconcile.merge)
       conflicts.jsonl      one line per flagged field
-      report.html          the review page (pipeline.report)
-      export/              dashboard files (pipeline.export)
-      .triangulate.lock    held while a command writes to the folder (pipeline.runlock)
+      report.html          the review page (pipeline.outputs.report)
+      export/              dashboard files (pipeline.outputs.export)
+      .triangulate.lock    held while a command writes to the folder (pipeline.store.runlock)
 """
 
 from __future__ import annotations
