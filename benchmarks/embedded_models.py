@@ -69,7 +69,7 @@ async def _run_plans(model: str, plans: list[str], folder: Path, limit: int | No
     with open_endpoint(model=None, gguf=None, concurrency=1, env={}, embedded=model) as endpoint:
         load_s = time.monotonic() - started
         for plan in plans:
-            decoding = decoding_settings(argparse.Namespace(plan=plan), endpoint)
+            decoding = decoding_settings(endpoint, plan=plan)
             settings = ExtractionSettings(**decoding)
             extractor = Extractor(endpoint, settings)
             results: list[ExtractionResult] = []

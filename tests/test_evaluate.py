@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from pipeline.cli.main import main
-from pipeline.outputs.evaluate import eval_command, normalize_value, resolve_field, score_records
+from pipeline.outputs.evaluate import normalize_value, resolve_field, score_records
 from schemas.record import (
     Agency,
     Cited,
@@ -273,7 +272,7 @@ def test_eval_command_prints_an_aligned_table_and_writes_json(
 ) -> None:
     records_path, gold_path = write_inputs(tmp_path, [perfect_a()], ["{not json", '{"article_id": 3}'])
     out = tmp_path / "reports" / "eval.json"
-    code = eval_command(argparse.Namespace(records=records_path, gold=gold_path, json_out=out))
+    code = main(["eval", str(records_path), str(gold_path), "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     table = printed.split("\n\n")[0].splitlines()
@@ -301,8 +300,7 @@ def test_triangulate_eval_runs_from_the_command_line(
 def test_eval_command_reports_a_missing_file_with_exit_code_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = argparse.Namespace(records=tmp_path / "none.jsonl", gold=tmp_path / "none.json", json_out=None)
-    assert eval_command(args) == 2
+    assert main(["eval", str(tmp_path / "none.jsonl"), str(tmp_path / "none.json")]) == 2
     assert "none.jsonl" in capsys.readouterr().err
 
 
@@ -333,8 +331,7 @@ def test_the_hand_made_tempe_records_score_full_marks_against_the_tempe_gold(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = Path(__file__).resolve().parents[1] / "examples" / "tempe-traffic-stop"
-    args = argparse.Namespace(records=folder / "gold_records.jsonl", gold=folder / "gold.json", json_out=None)
-    assert eval_command(args) == 0
+    assert main(["eval", str(folder / "gold_records.jsonl"), str(folder / "gold.json")]) == 0
     printed = capsys.readouterr().out
     overall = next(line for line in printed.splitlines() if line.startswith("OVERALL"))
     assert overall.split()[2] == "100%"

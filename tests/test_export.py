@@ -8,7 +8,6 @@ own files (records.jsonl, incidents.jsonl, conflicts.jsonl), never typed in.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import errno
 import html
@@ -21,6 +20,7 @@ import stat
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,11 @@ from export_fixtures import (
     write_run,
 )
 
+from pipeline.cli import commands as cli_commands
 from pipeline.cli.main import main as cli_main
 from pipeline.outputs.export import (
     ExportError,
     build_tables,
-    export_command,
     export_to_db,
     load_run,
     write_run_store_tables,
@@ -90,8 +90,14 @@ def _counts(conn: sqlite3.Connection, tables: tuple[str, ...]) -> dict[str, int]
     return {t: conn.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
 
 
-def _args(out: Path, **kw: Any) -> argparse.Namespace:
-    return argparse.Namespace(out=out, format=kw.get("format"), to=kw.get("to"), db=kw.get("db"))
+def _export(out: Path, *, format: Sequence[str] = (), to: Path | None = None, wait: float = 0) -> int:
+    """``triangulate export OUT [--format F ...] [--to TO] [--wait S]``, through the command line."""
+    argv = ["export", str(out), "--wait", str(wait)]
+    for fmt in format:
+        argv += ["--format", fmt]
+    if to is not None:
+        argv += ["--to", str(to)]
+    return cli_main(argv)
 
 
 # --------------------------------------------------------------------------- schema
@@ -394,7 +400,7 @@ def test_dashboard_queries_answer_correctly_on_the_run_store(run_dir: Path) -> N
 def test_dashboard_queries_answer_correctly_on_the_standalone_sqlite_file(
     run_dir: Path, tmp_path: Path
 ) -> None:
-    assert export_command(_args(run_dir, format=["sqlite"], to=tmp_path / "files")) == 0
+    assert _export(run_dir, format=["sqlite"], to=tmp_path / "files") == 0
     conn = sqlite3.connect(tmp_path / "files" / "tables.sqlite")
     try:
         check_dashboard_results(run_dashboard_queries(conn), run_dir)
@@ -410,7 +416,7 @@ def test_parquet_files_have_typed_columns_and_every_row(run_dir: Path, tmp_path:
     import pyarrow.parquet as pq
 
     to = tmp_path / "files"
-    assert export_command(_args(run_dir, format=["parquet"], to=to)) == 0
+    assert _export(run_dir, format=["parquet"], to=to) == 0
     tables = build_tables(run_dir)
     for table in TABLES:
         read = pq.read_table(to / f"{table.name}.parquet")
@@ -425,7 +431,7 @@ def test_parquet_files_have_typed_columns_and_every_row(run_dir: Path, tmp_path:
 
 def test_csv_files_round_trip_quotes_with_commas_and_newlines(run_dir: Path, tmp_path: Path) -> None:
     to = tmp_path / "files"
-    assert export_command(_args(run_dir, format=["csv"], to=to)) == 0
+    assert _export(run_dir, format=["csv"], to=to) == 0
     with (to / "articles.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     texts = {r["id"]: r["text"] for r in rows}
@@ -483,7 +489,7 @@ def test_export_refuses_a_run_folder_another_command_holds_and_writes_nothing(
     before = _snapshot(run_dir)
     to = tmp_path / "files"
     with run_folder_lock(run_dir, command="run"):
-        rc = export_command(_args(run_dir, format=["csv"], to=to))
+        rc = _export(run_dir, format=["csv"], to=to)
     assert rc == 2
     err = capsys.readouterr().err
     assert re.fullmatch(
@@ -515,14 +521,12 @@ def test_export_with_wait_starts_only_after_the_holder_lets_go(
         started_after_release.append(released.is_set())
         return write_store_tables(out_dir, data)
 
-    monkeypatch.setattr(export_module, "write_run_store_tables", spy)
+    monkeypatch.setattr(cli_commands, "write_run_store_tables", spy)
     holder = threading.Thread(target=hold)
     holder.start()
     try:
         assert holding.wait(5)
-        args = _args(run_dir)
-        args.wait = 30.0
-        assert export_command(args) == 0
+        assert _export(run_dir, wait=30.0) == 0
     finally:
         holder.join()
     assert started_after_release == [True]
@@ -540,7 +544,7 @@ def test_export_of_a_folder_it_cannot_lock_or_write_reads_it_as_it_is_and_says_s
 
     monkeypatch.setattr(os, "open", refusing_open)
     to = tmp_path / "files"
-    assert export_command(_args(run_dir, format=["csv"], to=to)) == 0
+    assert _export(run_dir, format=["csv"], to=to) == 0
     assert (
         f"warning: cannot lock {run_dir} (Permission denied); exporting without it" in capsys.readouterr().err
     )
@@ -554,7 +558,7 @@ def test_exported_files_are_readable_by_group_and_other_as_the_umask_allows(
     to = tmp_path / "files"
     previous = os.umask(umask)
     try:
-        assert export_command(_args(run_dir, format=["csv", "parquet", "sqlite"], to=to)) == 0
+        assert _export(run_dir, format=["csv", "parquet", "sqlite"], to=to) == 0
     finally:
         os.umask(previous)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in to.iterdir()}
@@ -688,7 +692,7 @@ def test_dashboard_queries_run_unchanged_in_duckdb_over_the_parquet_files(
 ) -> None:
     duckdb = pytest.importorskip("duckdb", reason="duckdb not installed (optional; docs/dashboards.md)")
     to = tmp_path / "files"
-    assert export_command(_args(run_dir, format=["parquet"], to=to)) == 0
+    assert _export(run_dir, format=["parquet"], to=to) == 0
     conn = duckdb.connect()
     for table in TABLES:
         path = str(to / f"{table.name}.parquet").replace("'", "''")

@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -33,7 +34,6 @@ import pytest
 from fault_server import FaultMix, FaultServer
 
 from pipeline.batch.runner import FALLBACK_MAX_REASKS, FALLBACK_MAX_TOKENS, _settings_from, decoding_settings
-from pipeline.cli.main import build_parser
 from pipeline.common.redact import REDACTED
 from pipeline.evidence.locate import Sentence, number_sentences, split_sentences
 from pipeline.extract.extractor import (
@@ -49,6 +49,7 @@ from pipeline.extract.plans import DEFAULT_PLAN, PLANS
 from pipeline.extract.providers import Endpoint
 from schemas import Article, ArticleReading, Cited, GroundingStatus, IncidentFacts, IncidentRecord
 from schemas.contract import READING_FIELDS
+from schemas.options import RunOptions
 
 SECRET = "sk-unit-test-key-4f1c9a77d2"
 
@@ -614,8 +615,8 @@ def test_cache_key_changes_with_anything_that_changes_the_answer() -> None:
     assert SECRET not in json.dumps(base)
 
 
-def run_args(*flags: str) -> Any:
-    return build_parser().parse_args(["run", "in", "--out", "out", *flags])
+def run_options(**chosen: Any) -> RunOptions:
+    return RunOptions(out=Path("out"), paths=(Path("in"),), **chosen)
 
 
 def test_decoding_flags_win_over_the_models_recommendation_which_wins_over_the_fallbacks() -> None:
@@ -624,30 +625,29 @@ def test_decoding_flags_win_over_the_models_recommendation_which_wins_over_the_f
     silent = make_endpoint()
 
     fallbacks = {"max_reasks": FALLBACK_MAX_REASKS, "max_tokens": FALLBACK_MAX_TOKENS, "plan": DEFAULT_PLAN}
-    assert decoding_settings(run_args(), silent) == fallbacks
-    assert decoding_settings(run_args(), None) == fallbacks
-    assert decoding_settings(run_args(), recommending) == {
+    assert decoding_settings(silent) == fallbacks
+    assert decoding_settings(None) == fallbacks
+    assert decoding_settings(recommending) == {
         "max_reasks": 0,
         "max_tokens": 600,
         "plan": "flat-no-example",
     }
 
-    flags = ("--max-reasks", "3", "--max-tokens", "2048", "--plan", "flat")
-    assert decoding_settings(run_args(*flags), recommending) == {
+    assert decoding_settings(recommending, max_reasks=3, max_tokens=2048, plan="flat") == {
         "max_reasks": 3,
         "max_tokens": 2048,
         "plan": "flat",
     }
     # One flag given: that one wins, the others still come from the recommendation.
-    assert decoding_settings(run_args("--max-tokens", "900"), recommending) == {
+    assert decoding_settings(recommending, max_tokens=900) == {
         "max_reasks": 0,
         "max_tokens": 900,
         "plan": "flat-no-example",
     }
     # An explicit 0 is a choice, not an absence.
-    assert decoding_settings(run_args("--max-reasks", "0"), silent)["max_reasks"] == 0
+    assert decoding_settings(silent, max_reasks=0)["max_reasks"] == 0
 
-    settings = _settings_from(run_args("--max-tokens", "900"), recommending)
+    settings = _settings_from(run_options(max_tokens=900), recommending)
     assert (settings.max_reasks, settings.max_tokens, settings.plan) == (0, 900, "flat-no-example")
 
 

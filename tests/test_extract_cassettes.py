@@ -81,11 +81,7 @@ def cassette_settings(endpoint: Endpoint) -> ExtractionSettings:
     no transport retries (a request missing from the cassette fails at once instead of backing
     off five times) and a long timeout (recording on a busy machine). Neither changes a request
     body, so replay still matches what was recorded."""
-    import argparse
-
-    return ExtractionSettings(
-        max_transport_retries=0, timeout_s=1200.0, **decoding_settings(argparse.Namespace(), endpoint)
-    )
+    return ExtractionSettings(max_transport_retries=0, timeout_s=1200.0, **decoding_settings(endpoint))
 
 
 def extract_one(endpoint: Endpoint, article: Article) -> tuple[ExtractionResult, Extractor]:

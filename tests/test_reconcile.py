@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -12,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from pipeline.cli.main import main as cli_main
 from pipeline.ingest.sources import iter_sources
-from pipeline.reconcile.merge import reconcile, reconcile_command, reconcile_to_dir, write_outputs
+from pipeline.reconcile.merge import reconcile, reconcile_to_dir, write_outputs
 from schemas.article import Article
 from schemas.incident import FieldVerdict, Incident
 from schemas.record import IncidentRecord
@@ -362,7 +362,7 @@ def test_reconcile_command_writes_outputs_and_prints_a_summary(
 ) -> None:
     records_path = tmp_path / "records.jsonl"
     _write_records(records_path, gold_records())
-    rc = reconcile_command(argparse.Namespace(records=records_path, out=tmp_path / "out"))
+    rc = cli_main(["reconcile", str(records_path), "--out", str(tmp_path / "out")])
     assert rc == 0
     assert "6 record(s) into 1 incident(s)" in capsys.readouterr().out
     assert (tmp_path / "out" / "incidents.jsonl").exists()
@@ -374,7 +374,7 @@ def test_reconcile_command_names_invalid_lines_and_still_reconciles_the_rest(
     records_path = tmp_path / "records.jsonl"
     good = [r.model_dump_json() for r in gold_records()[:2]]
     records_path.write_text("\n".join([good[0], "{not json", '{"article_id": "x"}', "", good[1]]) + "\n")
-    rc = reconcile_command(argparse.Namespace(records=records_path, out=tmp_path / "out"))
+    rc = cli_main(["reconcile", str(records_path), "--out", str(tmp_path / "out")])
     captured = capsys.readouterr()
     assert rc == 1
     assert f"{records_path}:2: invalid record" in captured.err
@@ -383,7 +383,7 @@ def test_reconcile_command_names_invalid_lines_and_still_reconciles_the_rest(
 
 
 def test_reconcile_command_reports_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = reconcile_command(argparse.Namespace(records=tmp_path / "nope.jsonl", out=tmp_path / "out"))
+    rc = cli_main(["reconcile", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "out")])
     assert rc == 2
     assert "no such file" in capsys.readouterr().err
 
@@ -400,7 +400,7 @@ def test_reconcile_command_refuses_a_folder_another_command_holds_and_writes_not
     _write_records(records_path, gold_records())
     out = tmp_path / "out"
     with run_folder_lock(out, command="run"):
-        rc = reconcile_command(argparse.Namespace(records=records_path, out=out))
+        rc = cli_main(["reconcile", str(records_path), "--out", str(out)])
     assert rc == 2
     err = capsys.readouterr().err
     assert re.fullmatch(

@@ -51,7 +51,6 @@ Exit codes (``run`` and ``retry-failed``), over the whole input set:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -61,7 +60,7 @@ import ssl
 import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -71,6 +70,7 @@ from pipeline.store.runfolder import RunFolder
 from pipeline.store.runlock import lock_refusing_with
 from pipeline.store.runstore import RunStore, StoreError, cache_key, storage_cause
 from schemas import Article, ExtractionResult, FailureRow, Usage
+from schemas.options import RunOptions
 
 if TYPE_CHECKING:
     from pipeline.extract.providers import Endpoint
@@ -644,28 +644,20 @@ class UsageError(Exception):
 _directory_lock = lock_refusing_with(UsageError)
 
 
-def _check_limits(args: argparse.Namespace) -> None:
-    if args.concurrency is not None and args.concurrency < 1:
-        raise UsageError("--concurrency must be at least 1")
-    breaker = getattr(args, "stop_after_connection_failures", None)
-    if breaker is not None and breaker < 0:
-        raise UsageError("--stop-after-connection-failures must be 0 (never stop) or more")
-    for flag in ("rpm", "tpm"):
-        value = getattr(args, flag, None)
-        if value is not None and value <= 0:
-            raise UsageError(f"--{flag} must be positive")
+def _check_limits(options: RunOptions) -> None:
+    problems = options.problems()
+    if problems:
+        raise UsageError("; ".join(problems))
 
 
-def _default_concurrency(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    if args.concurrency is not None:
-        return int(args.concurrency)
+def _default_concurrency(options: RunOptions, env: Mapping[str, str]) -> int:
+    if options.concurrency is not None:
+        return int(options.concurrency)
     try:
         from pipeline.extract.providers import EMBEDDED, choose_provider
     except ImportError:
         return DEFAULT_CONCURRENCY
-    provider = choose_provider(
-        model=args.model, gguf=args.gguf, env=env, embedded=getattr(args, "embedded", None)
-    )
+    provider = choose_provider(model=options.model, gguf=options.gguf, env=env, embedded=options.embedded)
     # The embedded engine shares two cores: parallel slots only slow each other down.
     return EMBEDDED_DEFAULT_CONCURRENCY if provider == EMBEDDED else DEFAULT_CONCURRENCY
 
@@ -675,67 +667,75 @@ FALLBACK_MAX_REASKS = 2
 FALLBACK_MAX_TOKENS = 1024
 
 
-def decoding_settings(args: argparse.Namespace, endpoint: Endpoint | None) -> dict[str, Any]:
-    """Re-asks, max tokens and plan: the user's flags, else the model's recommendation, else ours.
+def decoding_settings(
+    endpoint: Endpoint | None,
+    *,
+    max_reasks: int | None = None,
+    max_tokens: int | None = None,
+    plan: str | None = None,
+) -> dict[str, Any]:
+    """Re-asks, max tokens and plan: the caller's choice, else the model's recommendation, else ours.
 
     The embedded models carry settings chosen by benchmarks/embedded_models.py
     (``Endpoint.recommended``); a remote endpoint has none and gets the fallbacks.
     """
     recommended: Mapping[str, Any] = getattr(endpoint, "recommended", None) or {}
-
-    def pick(flag: str, fallback: Any) -> Any:
-        given = getattr(args, flag, None)
-        if given is not None:
-            return given
-        return recommended.get(flag, fallback)
-
     from pipeline.extract.plans import DEFAULT_PLAN
 
+    def pick(name: str, given: Any, fallback: Any) -> Any:
+        return given if given is not None else recommended.get(name, fallback)
+
     return {
-        "max_reasks": int(pick("max_reasks", FALLBACK_MAX_REASKS)),
-        "max_tokens": int(pick("max_tokens", FALLBACK_MAX_TOKENS)),
-        "plan": str(pick("plan", DEFAULT_PLAN)),
+        "max_reasks": int(pick("max_reasks", max_reasks, FALLBACK_MAX_REASKS)),
+        "max_tokens": int(pick("max_tokens", max_tokens, FALLBACK_MAX_TOKENS)),
+        "plan": str(pick("plan", plan, DEFAULT_PLAN)),
     }
 
 
-def _settings_from(args: argparse.Namespace, endpoint: Endpoint | None = None) -> Any:
-    from pipeline.extract.extractor import ExtractionSettings
-
-    return ExtractionSettings(
-        max_transport_retries=args.max_transport_retries,
-        timeout_s=args.timeout,
-        temperature=args.temperature,
-        **decoding_settings(args, endpoint),
+def _decoding(options: RunOptions, endpoint: Endpoint | None) -> dict[str, Any]:
+    return decoding_settings(
+        endpoint, max_reasks=options.max_reasks, max_tokens=options.max_tokens, plan=options.plan
     )
 
 
-def _run_settings(args: argparse.Namespace, endpoint: Endpoint, concurrency: int) -> dict[str, Any]:
+def _settings_from(options: RunOptions, endpoint: Endpoint | None = None) -> Any:
+    from pipeline.extract.extractor import ExtractionSettings
+
+    return ExtractionSettings(
+        max_transport_retries=options.max_transport_retries,
+        timeout_s=options.timeout,
+        temperature=options.temperature,
+        **_decoding(options, endpoint),
+    )
+
+
+def _run_settings(options: RunOptions, endpoint: Endpoint, concurrency: int) -> dict[str, Any]:
     """What the runs table keeps about a command: flags and endpoint, never a key (the base URL
     without its userinfo and query string; the store redacts the whole text again)."""
     settings: dict[str, Any] = {
-        "command": args.command if hasattr(args, "command") else None,
+        "command": options.command,
         "base_url": redact_url(endpoint.base_url),
         "concurrency": concurrency,
-        "stop_after_connection_failures": _breaker(args),
-        "rpm": args.rpm,
-        "tpm": args.tpm,
-        "max_transport_retries": args.max_transport_retries,
-        "timeout_s": args.timeout,
-        "temperature": args.temperature,
-        **decoding_settings(args, endpoint),
+        "stop_after_connection_failures": _breaker(options),
+        "rpm": options.rpm,
+        "tpm": options.tpm,
+        "max_transport_retries": options.max_transport_retries,
+        "timeout_s": options.timeout,
+        "temperature": options.temperature,
+        **_decoding(options, endpoint),
     }
-    if hasattr(args, "paths"):
-        settings["paths"] = [str(path) for path in args.paths]
-        settings["refresh"] = bool(args.refresh)
-        settings["reconcile"] = not args.no_reconcile
-        settings["db"] = redact(args.db) if args.db else None
-    if args.gguf is not None:
-        settings["gguf"] = str(args.gguf)
+    if options.command == "run":
+        settings["paths"] = [str(path) for path in options.paths]
+        settings["refresh"] = options.refresh
+        settings["reconcile"] = options.reconcile
+        settings["db"] = redact(options.db) if options.db else None
+    if options.gguf is not None:
+        settings["gguf"] = str(options.gguf)
     return settings
 
 
-def _breaker(args: argparse.Namespace) -> int:
-    value = getattr(args, "stop_after_connection_failures", None)
+def _breaker(options: RunOptions) -> int:
+    value = options.stop_after_connection_failures
     return DEFAULT_STOP_AFTER_CONNECTION_FAILURES if value is None else int(value)
 
 
@@ -761,34 +761,37 @@ def _secrets(env: Mapping[str, str], endpoint: Endpoint | None = None) -> list[s
     return [value for value in values if value and len(value) >= 12]
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run(options: RunOptions) -> int:
     """``triangulate run PATH... --out DIR``: see the module docstring for exit codes."""
-    from pipeline.ingest.sources import DEFAULT_MAX_ARTICLE_BYTES, aiter_sources
+    from pipeline.ingest.sources import aiter_sources
 
-    max_bytes = getattr(args, "max_article_bytes", DEFAULT_MAX_ARTICLE_BYTES)
-    return _command(args, kind="run", articles=lambda _store: aiter_sources(args.paths, max_bytes=max_bytes))
+    max_bytes = options.max_article_bytes
+    return _command(
+        options, kind="run", articles=lambda _store: aiter_sources(options.paths, max_bytes=max_bytes)
+    )
 
 
-def retry_failed_command(args: argparse.Namespace) -> int:
+def retry_failed(options: RunOptions) -> int:
     """``triangulate retry-failed DIR``: extract again only the articles whose outcome is a failure."""
-    store_path = RunFolder(Path(args.out)).store
+    store_path = RunFolder(Path(options.out)).store
     if not store_path.is_file():
         print(
-            f"error: no run store at {store_path}; run `triangulate run ... --out {args.out}` first",
+            f"error: no run store at {store_path}; run `triangulate run ... --out {options.out}` first",
             file=sys.stderr,
         )
         return EXIT_NOTHING_DONE
-    return _command(args, kind="retry-failed", articles=lambda store: store.failed_articles())
+    options = replace(options, command="retry-failed")
+    return _command(options, kind="retry-failed", articles=lambda store: store.failed_articles())
 
 
-def _command(args: argparse.Namespace, *, kind: str, articles: Any) -> int:
+def _command(options: RunOptions, *, kind: str, articles: Any) -> int:
     env = os.environ
-    out_dir = Path(args.out)
+    out_dir = Path(options.out)
     _quiet_library_loggers()
     try:
-        _check_limits(args)
+        _check_limits(options)
         with _directory_lock(out_dir):
-            return _command_locked(args, kind=kind, articles=articles, env=env, out_dir=out_dir)
+            return _command_locked(options, kind=kind, articles=articles, env=env, out_dir=out_dir)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_NOTHING_DONE
@@ -815,12 +818,12 @@ def _inside(filename: object, folder: Path) -> bool:
 
 
 def _command_locked(
-    args: argparse.Namespace, *, kind: str, articles: Any, env: Mapping[str, str], out_dir: Path
+    options: RunOptions, *, kind: str, articles: Any, env: Mapping[str, str], out_dir: Path
 ) -> int:
     from pipeline.extract.extractor import Extractor
     from pipeline.extract.providers import ProviderError, open_endpoint
 
-    concurrency = _default_concurrency(args, env)
+    concurrency = _default_concurrency(options, env)
     with RunStore(out_dir, secrets=_secrets(env)) as store:
         if kind == "retry-failed":
             pending = sum(1 for _ in store.failed_articles())
@@ -834,23 +837,23 @@ def _command_locked(
             try:
                 endpoint = stack.enter_context(
                     open_endpoint(
-                        model=args.model,
-                        gguf=args.gguf,
+                        model=options.model,
+                        gguf=options.gguf,
                         concurrency=concurrency,
                         env=env,
-                        embedded=getattr(args, "embedded", None),
-                        progress=not getattr(args, "quiet", False),
+                        embedded=options.embedded,
+                        progress=not options.quiet,
                     )
                 )
             except ProviderError as error:
                 print(f"error: {redact(str(error), _secrets(env))}", file=sys.stderr)
                 return EXIT_NOTHING_DONE
             store.secrets = tuple(_secrets(env, endpoint))
-            return _execute(args, kind, articles, store, endpoint, concurrency, out_dir, Extractor)
+            return _execute(options, kind, articles, store, endpoint, concurrency, out_dir, Extractor)
 
 
 def _execute(
-    args: argparse.Namespace,
+    options: RunOptions,
     kind: str,
     articles: Any,
     store: RunStore,
@@ -868,7 +871,7 @@ def _execute(
         f"{where}, {concurrency} in flight, store {store.db_path}",
         file=sys.stderr,
     )
-    preflight_s = min(float(args.timeout), PREFLIGHT_TIMEOUT_S)
+    preflight_s = min(float(options.timeout), PREFLIGHT_TIMEOUT_S)
     unreachable = asyncio.run(
         probe_endpoint(endpoint.base_url, endpoint.api_key, timeout_s=preflight_s, secrets=store.secrets)
     )
@@ -880,19 +883,19 @@ def _execute(
             file=sys.stderr,
         )
         return EXIT_NOTHING_DONE
-    extractor = extractor_class(endpoint, _settings_from(args, endpoint))
+    extractor = extractor_class(endpoint, _settings_from(options, endpoint))
     try:
         run_id = store.start_run(
             kind,
             model=endpoint.model,
             provider=endpoint.provider,
             cache_key_parts=extractor.cache_key_parts,
-            settings=_run_settings(args, endpoint, concurrency),
+            settings=_run_settings(options, endpoint, concurrency),
         )
     except BaseException:
         asyncio.run(extractor.aclose())
         raise
-    progress = Progress(quiet=bool(args.quiet))
+    progress = Progress(quiet=options.quiet)
 
     async def go() -> BatchSummary:
         try:
@@ -901,13 +904,13 @@ def _execute(
                 extractor,
                 store,
                 concurrency=concurrency,
-                rpm=args.rpm,
-                tpm=args.tpm,
-                refresh=bool(getattr(args, "refresh", False)),
+                rpm=options.rpm,
+                tpm=options.tpm,
+                refresh=options.refresh,
                 progress=progress,
                 run_id=run_id,
                 retry_failures=kind == "retry-failed",
-                stop_after_connection_failures=_breaker(args),
+                stop_after_connection_failures=_breaker(options),
             )
         finally:
             await extractor.aclose()
@@ -947,10 +950,10 @@ def _execute(
         )
         code = EXIT_NOTHING_DONE
     print(_summary_text(summary, out_dir, derived.records, derived.failures), file=sys.stderr)
-    if not getattr(args, "no_reconcile", False) and not summary.stopped:
+    if options.reconcile and not summary.stopped:
         code = max(code, _reconcile(store, out_dir))
-    if getattr(args, "db", None):
-        code = max(code, _export_db(out_dir, args.db))
+    if options.db:
+        code = max(code, _export_db(out_dir, options.db))
     return code
 
 

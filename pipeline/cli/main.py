@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.extract.plans import PLAN_NAMES
+from schemas.options import DEFAULT_MAX_ARTICLE_BYTES, RunOptions
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -23,46 +24,97 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.batch.runner import run_command
+def _run_options(args: argparse.Namespace, command: str) -> RunOptions:
+    return RunOptions(
+        out=Path(args.out),
+        paths=tuple(getattr(args, "paths", ())),
+        command=command,
+        model=args.model,
+        gguf=args.gguf,
+        embedded=args.embedded,
+        plan=args.plan,
+        max_reasks=args.max_reasks,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        max_transport_retries=args.max_transport_retries,
+        timeout=args.timeout,
+        concurrency=args.concurrency,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        stop_after_connection_failures=args.stop_after_connection_failures,
+        refresh=bool(getattr(args, "refresh", False)),
+        reconcile=not getattr(args, "no_reconcile", False),
+        db=getattr(args, "db", None),
+        quiet=bool(args.quiet),
+        max_article_bytes=getattr(args, "max_article_bytes", DEFAULT_MAX_ARTICLE_BYTES),
+    )
 
-    return run_command(args)
+
+def _flag_problems(options: RunOptions) -> bool:
+    """Print each problem with the options as the flag that caused it; True when there were some."""
+    for problem in options.problems():
+        name, _, rest = problem.partition(" ")
+        print(f"error: --{name.replace('_', '-')} {rest}", file=sys.stderr)
+    return bool(options.problems())
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.batch.runner import EXIT_NOTHING_DONE, run
+
+    options = _run_options(args, "run")
+    return EXIT_NOTHING_DONE if _flag_problems(options) else run(options)
 
 
 def _cmd_retry_failed(args: argparse.Namespace) -> int:
-    from pipeline.batch.runner import retry_failed_command
+    from pipeline.batch.runner import EXIT_NOTHING_DONE, retry_failed
 
-    return retry_failed_command(args)
+    options = _run_options(args, "retry-failed")
+    return EXIT_NOTHING_DONE if _flag_problems(options) else retry_failed(options)
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
-    from pipeline.reconcile.merge import reconcile_command
+    from pipeline.cli.commands import reconcile_command
 
-    return reconcile_command(args)
+    return reconcile_command(args.records, args.out, wait=float(args.wait or 0))
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from pipeline.outputs.evaluate import eval_command
+    from pipeline.cli.commands import eval_command
 
-    return eval_command(args)
+    return eval_command(args.records, args.gold, json_out=args.json_out)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from pipeline.outputs.export import export_command
+    from pipeline.cli.commands import export_command
 
-    return export_command(args)
+    return export_command(
+        Path(args.out), formats=args.format or (), to=args.to, db=args.db, wait=float(args.wait or 0)
+    )
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.outputs.report import report_command
+    from pipeline.cli.commands import report_command
 
-    return report_command(args)
+    return report_command(Path(args.out), args.html)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from pipeline.outputs.show import show_command
+    from pipeline.cli.commands import show_command
 
-    return show_command(args)
+    return show_command(
+        Path(args.out), args.article, prompt=args.prompt, as_json=args.json, all_runs=args.all_runs
+    )
+
+
+def parse_max_article_bytes(text: str) -> int:
+    """The argparse ``type`` of ``--max-article-bytes``: a whole number of bytes, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a whole number of bytes, at least 1")
+    return value
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -143,8 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="Also write dashboard tables to this database URL (postgresql://...).")
     p.add_argument("--no-reconcile", action="store_true", help="Skip the reconcile step.")
     p.add_argument("--quiet", "-q", action="store_true", help="No progress bar.")
-    from pipeline.ingest.sources import DEFAULT_MAX_ARTICLE_BYTES, parse_max_article_bytes
-
     p.add_argument(
         "--max-article-bytes",
         type=parse_max_article_bytes,

@@ -51,7 +51,6 @@ Decisions worth knowing (also in docs/batch.md):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import codecs
 import errno
@@ -71,6 +70,7 @@ import yaml
 from pydantic import ConfigDict, Field
 
 from schemas.article import Article, content_hash
+from schemas.options import DEFAULT_MAX_ARTICLE_BYTES
 from schemas.run import FailureRow
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
@@ -81,7 +81,6 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
 SIDECAR_SUFFIXES = (".meta.yaml", ".meta.yml", ".meta.json")
 
-DEFAULT_MAX_ARTICLE_BYTES = 2 * 1024 * 1024
 MAX_ARTICLE_BYTES_FLAG = "--max-article-bytes"
 
 # Elements that are page furniture, never article prose.
@@ -239,17 +238,6 @@ async def aiter_sources(
 
 def _next_or_none(items: Iterator[Article | FailureRow]) -> Article | FailureRow | None:
     return next(items, None)
-
-
-def parse_max_article_bytes(text: str) -> int:
-    """The argparse ``type`` of ``--max-article-bytes``: a whole number of bytes, at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a whole number of bytes, at least 1")
-    return value
 
 
 _Enclosing = tuple[tuple[tuple[int, int], Path], ...]

@@ -21,10 +21,8 @@ every record read.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +42,6 @@ __all__ = [
     "EvalReport",
     "FieldScore",
     "Mismatch",
-    "eval_command",
     "load_gold",
     "load_records",
     "normalize_value",
@@ -520,21 +517,3 @@ def format_report(report: EvalReport) -> str:
     if report.not_grounded_yet:
         out.append(f"cited values never grounded (counted as not located): {report.not_grounded_yet}")
     return "\n".join(out)
-
-
-def eval_command(args: argparse.Namespace) -> int:
-    """``triangulate eval RECORDS.jsonl GOLD.json [--json OUT]``: 0 on success, 2 on unusable input."""
-    try:
-        records, bad = load_records(Path(args.records))
-        gold = load_gold(Path(args.gold))
-        report = score_records(records, gold, unreadable_lines=bad)
-    except (OSError, ValueError) as exc:
-        print(f"triangulate eval: {exc}", file=sys.stderr)
-        return 2
-    print(format_report(report))
-    json_out: Path | None = getattr(args, "json_out", None)
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        print(f"report written to {json_out}")
-    return 0

@@ -15,14 +15,10 @@ being exported (a shared database may hold other runs).
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import csv
-import errno
 import json
 import re
 import sqlite3
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -54,7 +50,6 @@ from pipeline.store.runfolder import (
     RECORDS_FILENAME,
     STORE_FILENAME,
 )
-from pipeline.store.runlock import RunFolderBusy, run_folder_lock
 from schemas import SCHEMA_VERSION, Article, FailureRow, IncidentRecord
 from schemas.incident import FLAGGED_VERDICTS, Conflict, FieldVerdict, Incident
 
@@ -784,61 +779,3 @@ def write_files(data: RunData, to: Path, formats: Sequence[str]) -> dict[str, Ex
                         counts[table.name] = _write_csv_to(table, rows[table.name], handle)
             results[fmt] = ExportCounts(counts)
     return results
-
-
-# ---------------------------------------------------------------------------
-# CLI
-
-
-def export_command(args: argparse.Namespace) -> int:
-    """``triangulate export DIR [--format parquet|csv|sqlite ...] [--to PATH] [--db URL]``.
-
-    Always refreshes the tables inside the run store (when the directory has one);
-    ``--format`` adds files under ``--to`` (default ``DIR/export``); ``--db`` upserts into a database.
-    Exit codes: 0 done; 1 the run or a destination cannot take the export (``ExportError``);
-    2 nothing done because ``DIR`` is in use by another command (``run``, another export).
-    """
-    out_dir = Path(args.out)
-    wait = float(getattr(args, "wait", 0) or 0)
-    with contextlib.ExitStack() as stack:
-        # The run folder is locked while it is read and written: an export during a run would
-        # write a snapshot of a half-finished run into its store. (No folder: load_run says so.)
-        if out_dir.is_dir():
-            try:
-                stack.enter_context(run_folder_lock(out_dir, command="export", wait=wait))
-            except RunFolderBusy as busy:
-                print(f"triangulate export: {busy}; wait for it to finish", file=sys.stderr)
-                return 2
-            except OSError as exc:
-                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                    raise
-                # A folder this user cannot write, without a lock file: no command holds it
-                # (every holder creates the file first), so the export reads it as it is.
-                print(
-                    f"warning: cannot lock {out_dir} ({exc.strerror}); exporting without it", file=sys.stderr
-                )
-        return _export_locked(args, out_dir)
-
-
-def _export_locked(args: argparse.Namespace, out_dir: Path) -> int:
-    formats: list[str] = list(args.format or [])
-    try:
-        data = load_run(out_dir)
-        for warning in data.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        if (out_dir / STORE_FILENAME).exists():
-            counts = write_run_store_tables(out_dir, data)
-            print(f"run store {out_dir / STORE_FILENAME}: {counts.summary()}")
-        elif not formats and not args.db:
-            formats = ["parquet", "csv"]
-        if formats:
-            to = Path(args.to) if args.to else out_dir / "export"
-            for fmt, file_counts in write_files(data, to, formats).items():
-                print(f"{fmt} -> {to}: {file_counts.summary()}")
-        if args.db:
-            db_counts = _export_to_db(data, args.db)
-            print(f"database: {db_counts.summary()}")
-    except ExportError as exc:
-        print(f"triangulate export: {exc}", file=sys.stderr)
-        return 1
-    return 0

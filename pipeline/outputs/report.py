@@ -16,7 +16,6 @@ only ever inserted through ``textContent``.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import html
@@ -29,7 +28,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.common.atomic import replaced_together
-from pipeline.outputs.export import ExportError, RunData, load_run
+from pipeline.outputs.export import RunData, load_run
 from pipeline.outputs.tables import TABLE_SCHEMA_VERSION, iter_cited
 from pipeline.store.runfolder import REPORT_FILENAME
 from schemas import SCHEMA_VERSION, Grounding, IncidentRecord
@@ -354,14 +353,4 @@ def write_report(out_dir: Path, html_path: Path | None = None) -> Path:
     return target
 
 
-def report_command(args: argparse.Namespace) -> int:
-    try:
-        target = write_report(Path(args.out), args.html)
-    except ExportError as exc:
-        print(f"triangulate report: {exc}", file=sys.stderr)
-        return 1
-    print(f"wrote {target}")
-    return 0
-
-
-__all__: Sequence[str] = ["render_report", "report_command", "write_report", "utf16_offset"]
+__all__: Sequence[str] = ["render_report", "write_report", "utf16_offset"]

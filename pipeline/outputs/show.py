@@ -13,14 +13,12 @@ what the run saw and decided.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from pipeline.outputs.tables import iter_cited
-from pipeline.store.runstore import ArticleOutcome, RunStore, StoredExchange, store_path
+from pipeline.store.runstore import ArticleOutcome, RunStore, StoredExchange
 from schemas import Article, Grounding, IncidentRecord
 
 QUOTE_CHARS = 160
@@ -28,24 +26,6 @@ QUOTE_CHARS = 160
 VALUE_CHARS = 60
 MAX_CANDIDATES = 20
 """How many matches an ambiguous reference lists."""
-
-
-def show_command(args: argparse.Namespace) -> int:
-    """The ``show`` subcommand: exit 0 when the article was shown, 2 on a usage error."""
-    run_dir = Path(args.out)
-    db_file = store_path(run_dir)
-    if not db_file.is_file():
-        print(f"error: no run store in {run_dir} (looked for {db_file})", file=sys.stderr)
-        return 2
-    with RunStore(db_file) as store:
-        return show_article(
-            store,
-            args.article,
-            prompt=args.prompt,
-            as_json=args.json,
-            all_runs=args.all_runs,
-            out=sys.stdout,
-        )
 
 
 def show_article(

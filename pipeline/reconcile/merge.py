@@ -25,12 +25,10 @@ near-identical across articles (copying), form one source group.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import gc
 import json
 import re
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -60,8 +58,7 @@ from pipeline.kinds.normalize import (
     relate,
 )
 from pipeline.reconcile.cluster import Cluster, cluster_records
-from pipeline.store.runfolder import CONFLICTS_FILENAME, INCIDENTS_FILENAME, RunFolder
-from pipeline.store.runlock import RunFolderBusy, run_folder_lock
+from pipeline.store.runfolder import CONFLICTS_FILENAME, INCIDENTS_FILENAME
 from schemas.fields import cited_fields_of
 from schemas.incident import (
     FLAGGED_VERDICTS,
@@ -887,62 +884,12 @@ def summary(counts: RunCounts) -> str:
     )
 
 
-def reconcile_command(args: argparse.Namespace) -> int:
-    """``triangulate reconcile RECORDS.jsonl --out DIR``: 0 done, 1 some lines invalid (the rest
-    reconciled), 2 nothing done (no such file, not UTF-8, or ``DIR`` in use by another command)."""
-    records_path: Path = args.records
-    out_dir: Path = args.out
-    if not records_path.is_file():
-        print(f"error: {records_path}: no such file", file=sys.stderr)
-        return 2
-    try:
-        with run_folder_lock(out_dir, command="reconcile", wait=float(getattr(args, "wait", 0) or 0)):
-            return _reconcile_locked(records_path, out_dir)
-    except RunFolderBusy as busy:
-        print(f"error: {busy}; wait for it or use another --out", file=sys.stderr)
-        return 2
-
-
-def _reconcile_locked(records_path: Path, out_dir: Path) -> int:
-    try:
-        records, errors = load_records(records_path)
-    except UnicodeDecodeError as exc:
-        print(f"error: {records_path}: not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
-        return 2
-    for error in errors:
-        print(f"error: {records_path}:{error.line}: invalid record: {error.message}", file=sys.stderr)
-    counts = reconcile_to_dir(records, out_dir)
-    folder = RunFolder(out_dir)
-    wrote = [folder.incidents, folder.conflicts]
-    if not folder.has_store() and not _same_file(records_path, folder.records):
-        # Make DIR a run folder that `report` and `export` accept: they read the records from
-        # records.jsonl when there is no run store (a run folder's records come from its store).
-        with replaced_together() as files, files.open_text(folder.records) as out:
-            for record in records:
-                out.write(record.model_dump_json() + "\n")
-        wrote.append(folder.records)
-    print(summary(counts))
-    print("wrote " + ", ".join(str(path) for path in wrote))
-    if errors:
-        print(f"{len(errors)} invalid line(s) skipped; fix them and run again", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _same_file(first: Path, second: Path) -> bool:
-    try:
-        return first.resolve() == second.resolve()
-    except OSError:
-        return False
-
-
 # Re-exported for callers that only need the pieces.
 __all__ = [
     "judge_field",
     "load_records",
     "reconcile",
     "reconcile_cluster",
-    "reconcile_command",
     "reconcile_to_dir",
     "iter_incidents",
     "write_outputs",

@@ -1,0 +1,68 @@
+"""What a caller chooses for a run: the typed form of ``triangulate run``'s flags.
+
+The command line builds one of these; a notebook builds it directly, e.g.
+``RunOptions(out=Path("runs/tempe"), paths=(Path("articles"),), model="gpt-4o-mini")``.
+``None`` means "the default": the embedded model's recommendation where it has one,
+else the pipeline's fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MAX_ARTICLE_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    out: Path
+    """The run folder (holds the run store)."""
+    paths: tuple[Path, ...] = ()
+    """Inputs: files, folders (read recursively) and JSONL feeds. Empty for ``retry-failed``."""
+    command: str = "run"
+    """``run`` or ``retry-failed``; recorded in the runs table."""
+
+    model: str | None = None
+    """A model at an OpenAI-compatible endpoint (OPENAI_BASE_URL / OPENAI_API_KEY)."""
+    gguf: Path | None = None
+    """A GGUF file to run in the embedded engine."""
+    embedded: str | None = None
+    """One of the registered embedded models (``pipeline.extract.providers.EMBEDDED_MODELS``)."""
+    plan: str | None = None
+    max_reasks: int | None = None
+    max_tokens: int | None = None
+    temperature: float = 0.0
+    max_transport_retries: int = 5
+    timeout: float = 300.0
+    """Seconds per request."""
+
+    concurrency: int | None = None
+    """Requests in flight (default 4; 1 for the embedded model)."""
+    rpm: float | None = None
+    tpm: float | None = None
+    stop_after_connection_failures: int | None = None
+    """Stop after this many articles in a row fail to connect; 0 never stops (default 5)."""
+
+    refresh: bool = False
+    """Ignore cached extractions and ask again."""
+    reconcile: bool = True
+    db: str | None = None
+    """Also write the dashboard tables to this database URL."""
+    quiet: bool = False
+    max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
+
+    def problems(self) -> list[str]:
+        """What is wrong with these options, in words that name each option; empty when usable."""
+        found = []
+        if self.concurrency is not None and self.concurrency < 1:
+            found.append("concurrency must be at least 1")
+        if self.stop_after_connection_failures is not None and self.stop_after_connection_failures < 0:
+            found.append("stop_after_connection_failures must be 0 (never stop) or more")
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                found.append(f"{name} must be positive")
+        if self.max_article_bytes < 1:
+            found.append("max_article_bytes must be at least 1")
+        return found
