@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from export_fixtures import hand_records, load_articles, write_run  # noqa: E402
 
-from pipeline.outputs.export import export_to_db, load_run, write_files, write_run_store_tables  # noqa: E402
+from pipeline.outputs.export import export_to_db, write_files, write_run_store_tables  # noqa: E402
 from pipeline.outputs.report import render_report  # noqa: E402
+from pipeline.outputs.rundata import load_run  # noqa: E402
 from schemas import Article, IncidentRecord  # noqa: E402
 
 

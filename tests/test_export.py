@@ -38,14 +38,9 @@ from export_fixtures import (
 
 from pipeline.cli import commands as cli_commands
 from pipeline.cli.main import main as cli_main
-from pipeline.outputs.export import (
-    ExportError,
-    build_tables,
-    export_to_db,
-    load_run,
-    write_run_store_tables,
-)
+from pipeline.outputs.export import build_tables, export_to_db, write_run_store_tables
 from pipeline.outputs.report import render_report, utf16_offset
+from pipeline.outputs.rundata import ExportError, load_run
 from pipeline.outputs.tables import (
     CONFLICTS,
     FIELD_VALUES,
@@ -569,7 +564,9 @@ def test_exported_files_are_readable_by_group_and_other_as_the_umask_allows(
 def test_a_failed_export_keeps_every_previous_file_and_leaves_no_temporary_one(
     run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.outputs.export import RunIncidents, write_files
+    from pipeline.outputs import export as export_module
+    from pipeline.outputs.export import write_files
+    from pipeline.outputs.rundata import RunIncidents
 
     to = tmp_path / "files"
     to.mkdir()
@@ -577,11 +574,11 @@ def test_a_failed_export_keeps_every_previous_file_and_leaves_no_temporary_one(
         (to / f"{table.name}.csv").write_text("previous export\n")
     data = load_run(run_dir)
 
-    def broken_conflict_rows(self: RunIncidents) -> Any:
+    def broken_conflict_rows(run: RunIncidents) -> Any:
         raise RuntimeError("conflicts could not be read")
         yield  # a generator, like the real one
 
-    monkeypatch.setattr(RunIncidents, "conflict_rows", broken_conflict_rows)
+    monkeypatch.setattr(export_module, "conflict_rows", broken_conflict_rows)
     with pytest.raises(RuntimeError, match="conflicts could not be read"):
         write_files(data, to, ["csv"])
     assert _snapshot(to) == {f"{table.name}.csv": b"previous export\n" for table in TABLES}

@@ -19,7 +19,8 @@ import pytest
 from export_fixtures import lone_article_and_record, two_incident_run, write_run
 from test_export import check_dashboard_results, run_dashboard_queries
 
-from pipeline.outputs.export import ExportError, build_tables, export_to_db
+from pipeline.outputs.export import build_tables, export_to_db
+from pipeline.outputs.rundata import ExportError
 from pipeline.outputs.tables import TABLE_SCHEMA_VERSION, TABLES
 
 pytestmark = pytest.mark.postgres

@@ -12,14 +12,9 @@ from pathlib import Path
 from pipeline.common.atomic import replaced_together
 from pipeline.outputs.evaluate import format_report, load_gold, score_records
 from pipeline.outputs.evaluate import load_records as load_eval_records
-from pipeline.outputs.export import (
-    ExportError,
-    _export_to_db,
-    load_run,
-    write_files,
-    write_run_store_tables,
-)
+from pipeline.outputs.export import _export_to_db, write_files, write_run_store_tables
 from pipeline.outputs.report import write_report
+from pipeline.outputs.rundata import ExportError, load_run
 from pipeline.outputs.show import show_article
 from pipeline.reconcile.merge import load_records, reconcile_to_dir, summary
 from pipeline.store.runfolder import RunFolder

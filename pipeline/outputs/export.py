@@ -20,7 +20,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -28,6 +28,7 @@ from typing import IO, Any, Literal
 from pipeline import __version__
 from pipeline.common.atomic import replaced_together
 from pipeline.common.redact import redact
+from pipeline.outputs.rundata import ExportError, RunData, RunIncidents, load_run
 from pipeline.outputs.tables import (
     ARTICLES,
     CONFLICTS,
@@ -44,14 +45,10 @@ from pipeline.outputs.tables import (
     quote_ident,
 )
 from pipeline.store.runfolder import (
-    CONFLICTS_FILENAME,
-    FAILURES_FILENAME,
-    INCIDENTS_FILENAME,
-    RECORDS_FILENAME,
     STORE_FILENAME,
 )
-from schemas import SCHEMA_VERSION, Article, FailureRow, IncidentRecord
-from schemas.incident import FLAGGED_VERDICTS, Conflict, FieldVerdict, Incident
+from schemas import SCHEMA_VERSION, Article, IncidentRecord
+from schemas.incident import FLAGGED_VERDICTS
 
 FILE_FORMATS = ("parquet", "csv", "sqlite")
 STANDALONE_SQLITE = "tables.sqlite"
@@ -60,195 +57,60 @@ Row = dict[str, Any]
 Dialect = Literal["sqlite", "postgresql"]
 
 
-class ExportError(Exception):
-    """A destination that cannot take this export as it is (reported to the user, exit 1)."""
-
-
-# ---------------------------------------------------------------------------
-# Reading a run directory
-
-
-@dataclass
-class RunIncidents:
-    """The reconciler's output for a run: incidents with a verdict per field, and the flagged fields."""
-
-    incidents: list[Incident]
-    conflicts: list[Conflict]
-    origin: str = ""
-    """Where they came from: the jsonl files, or reconciled in memory because there were none."""
-    _verdicts: dict[tuple[str, str], FieldVerdict] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def incident_of_article(self) -> dict[str, str]:
-        return {article_id: i.id for i in self.incidents for article_id in i.article_ids}
-
-    def verdict(self, incident_id: str, path: str) -> FieldVerdict | None:
-        if self._verdicts is None:
-            self._verdicts = {(i.id, f.path): f for i in self.incidents for f in i.fields}
-        return self._verdicts.get((incident_id, path))
-
-    def incident_rows(self, articles: dict[str, Article]) -> Iterator[Row]:
-        for incident in self.incidents:
-            members = [articles[a] for a in incident.article_ids if a in articles]
-            dates = sorted(a.published for a in members if a.published is not None)
-            by_path = {f.path: f for f in incident.fields}
-            row: Row = {
-                "incident_id": incident.id,
-                "n_articles": len(incident.article_ids),
-                "max_independent_sources": max((f.n_independent_sources for f in incident.fields), default=0),
-                "n_flagged": sum(1 for f in incident.fields if f.verdict in FLAGGED_VERDICTS),
-                "n_contradictions": sum(1 for f in incident.fields if f.verdict == "contradiction"),
-                "first_published": dates[0] if dates else None,
-                "last_published": dates[-1] if dates else None,
-                "article_ids_json": json.dumps(incident.article_ids),
-                "outlets_json": json.dumps(sorted({a.outlet for a in members if a.outlet})),
-            }
-            for leaf in WIDE_FIELDS:
-                field_verdict = by_path.get(leaf.path)
-                row[leaf.column] = (
-                    _coerce(field_verdict.consensus, leaf.value_type) if field_verdict is not None else None
-                )
-                row[f"{leaf.column}_verdict"] = field_verdict.verdict if field_verdict is not None else None
-            yield row
-
-    def conflict_rows(self) -> Iterator[Row]:
-        for conflict in self.conflicts:
-            field_verdict = self.verdict(conflict.incident_id, conflict.path)
-            article_ids = {a for v in conflict.values for a in v.article_ids}
-            yield {
-                "incident_id": conflict.incident_id,
-                "field_path": conflict.path,
-                "field": generic_field(conflict.path),
-                "verdict": conflict.verdict,
-                "merged_value": _value_text(conflict.consensus),
-                "rule": conflict.rule,
-                "n_values": len(conflict.values),
-                "n_articles": len(article_ids),
-                "n_independent_sources": (
-                    field_verdict.n_independent_sources
-                    if field_verdict is not None
-                    else sum(v.n_independent_sources for v in conflict.values if v.decides)
-                ),
-                "values_json": json.dumps(
-                    [v.model_dump(mode="json") for v in conflict.values], ensure_ascii=False, sort_keys=True
-                ),
-                "note": conflict.note,
-            }
-
-
-def load_incidents(out_dir: Path, records: Sequence[IncidentRecord], warnings: list[str]) -> RunIncidents:
-    """incidents.jsonl + conflicts.jsonl as the reconciler wrote them; reconciled in memory if absent."""
-    incidents_path, conflicts_path = out_dir / INCIDENTS_FILENAME, out_dir / CONFLICTS_FILENAME
-    if incidents_path.exists():
-        incidents = [Incident.model_validate_json(line) for line in _jsonl_lines(incidents_path)]
-        conflicts = [Conflict.model_validate_json(line) for line in _jsonl_lines(conflicts_path)]
-        known = {a for i in incidents for a in i.article_ids}
-        unreconciled = [r.article_id for r in records if r.article_id not in known]
-        if unreconciled:
-            warnings.append(
-                f"{len(unreconciled)} record(s) are newer than {INCIDENTS_FILENAME} and in no incident; "
-                "run `triangulate reconcile` again"
-            )
-        return RunIncidents(incidents, conflicts, origin=str(incidents_path))
-    from pipeline.reconcile.merge import reconcile
-
-    if records:
-        warnings.append(f"no {INCIDENTS_FILENAME} in {out_dir}: reconciled the records in memory")
-    result = reconcile(records)
-    return RunIncidents(result.incidents, result.conflicts, origin="reconciled in memory")
-
-
-@dataclass
-class RunData:
-    """Everything the tables and the report are built from, read from one run directory."""
-
-    out_dir: Path
-    records: list[IncidentRecord]
-    articles: dict[str, Article]
-    failures: list[FailureRow]
-    incidents: RunIncidents
-    warnings: list[str] = field(default_factory=list)
-
-    def article(self, article_id: str) -> Article | None:
-        return self.articles.get(article_id)
-
-
-def load_run(out_dir: Path) -> RunData:
-    """Read a run directory. Raises ExportError if it holds neither a run store nor records.jsonl."""
-    out_dir = Path(out_dir)
-    store_path = out_dir / STORE_FILENAME
-    warnings: list[str] = []
-    if store_path.exists():
-        records, articles, failures = _read_store(out_dir)
-    elif (out_dir / RECORDS_FILENAME).exists():
-        records = [
-            IncidentRecord.model_validate_json(line) for line in _jsonl_lines(out_dir / RECORDS_FILENAME)
-        ]
-        failures = [
-            FailureRow.model_validate_json(line) for line in _jsonl_lines(out_dir / FAILURES_FILENAME)
-        ]
-        articles = _reread_articles(records, warnings)
-    else:
-        raise ExportError(f"{out_dir} holds no run: neither {STORE_FILENAME} nor {RECORDS_FILENAME}")
-    incidents = load_incidents(out_dir, records, warnings)
-    return RunData(out_dir, records, articles, failures, incidents, warnings)
-
-
-def _jsonl_lines(path: Path) -> Iterator[str]:
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield line
-
-
-def _read_store(out_dir: Path) -> tuple[list[IncidentRecord], dict[str, Article], list[FailureRow]]:
-    from pipeline.store.runstore import RunStore
-
-    with RunStore(out_dir) as store:
-        records = store.records()
-        failures = list(store.iter_failures())
-        run_id = store.latest_input_run()
-        # The articles of the run's input set, failed ones included, so dashboards can count
-        # failures by outlet; plus any article a record points at (a record adopted from the cache).
-        wanted = {r.article_id for r in records}
-        articles: dict[str, Article] = {}
-        rows = store.connection.execute("SELECT id FROM articles WHERE last_run = ?", (run_id,)).fetchall()
-        for article_id in sorted(wanted | {str(row["id"]) for row in rows}):
-            article = store.article(article_id)
-            if article is not None:
-                articles[article_id] = article
-    return records, articles, failures
-
-
-def _reread_articles(records: Sequence[IncidentRecord], warnings: list[str]) -> dict[str, Article]:
-    """Without a store, article texts come from the files the records name (for the report's quotes)."""
-    from pipeline.ingest.sources import iter_sources
-
-    wanted = {r.article_id for r in records}
-    files: dict[Path, None] = {}
-    for record in records:
-        path = record.source_path or record.provenance.source_path
-        if path:
-            # JSONL sources are named "file.jsonl:LINE".
-            files[Path(re.sub(r"\.jsonl:\d+$", ".jsonl", path))] = None
-    articles: dict[str, Article] = {}
-    readable = [p for p in files if p.exists()]
-    for item in iter_sources(readable):
-        if isinstance(item, Article) and item.id in wanted:
-            articles.setdefault(item.id, item)
-    missing = wanted - set(articles)
-    if missing:
-        warnings.append(
-            f"{len(missing)} article text(s) not found (no run store, and the source files are "
-            "missing or changed); their quotes cannot be shown in context"
-        )
-    return articles
-
-
 # ---------------------------------------------------------------------------
 # Building rows
+
+
+def incident_rows(run: RunIncidents, articles: dict[str, Article]) -> Iterator[Row]:
+    """One ``incidents`` row per incident: its merged values and their verdicts, wide."""
+    for incident in run.incidents:
+        members = [articles[a] for a in incident.article_ids if a in articles]
+        dates = sorted(a.published for a in members if a.published is not None)
+        by_path = {f.path: f for f in incident.fields}
+        row: Row = {
+            "incident_id": incident.id,
+            "n_articles": len(incident.article_ids),
+            "max_independent_sources": max((f.n_independent_sources for f in incident.fields), default=0),
+            "n_flagged": sum(1 for f in incident.fields if f.verdict in FLAGGED_VERDICTS),
+            "n_contradictions": sum(1 for f in incident.fields if f.verdict == "contradiction"),
+            "first_published": dates[0] if dates else None,
+            "last_published": dates[-1] if dates else None,
+            "article_ids_json": json.dumps(incident.article_ids),
+            "outlets_json": json.dumps(sorted({a.outlet for a in members if a.outlet})),
+        }
+        for leaf in WIDE_FIELDS:
+            field_verdict = by_path.get(leaf.path)
+            row[leaf.column] = (
+                _coerce(field_verdict.consensus, leaf.value_type) if field_verdict is not None else None
+            )
+            row[f"{leaf.column}_verdict"] = field_verdict.verdict if field_verdict is not None else None
+        yield row
+
+
+def conflict_rows(run: RunIncidents) -> Iterator[Row]:
+    """One ``conflicts`` row per flagged field of an incident."""
+    for conflict in run.conflicts:
+        field_verdict = run.verdict(conflict.incident_id, conflict.path)
+        article_ids = {a for v in conflict.values for a in v.article_ids}
+        yield {
+            "incident_id": conflict.incident_id,
+            "field_path": conflict.path,
+            "field": generic_field(conflict.path),
+            "verdict": conflict.verdict,
+            "merged_value": _value_text(conflict.consensus),
+            "rule": conflict.rule,
+            "n_values": len(conflict.values),
+            "n_articles": len(article_ids),
+            "n_independent_sources": (
+                field_verdict.n_independent_sources
+                if field_verdict is not None
+                else sum(v.n_independent_sources for v in conflict.values if v.decides)
+            ),
+            "values_json": json.dumps(
+                [v.model_dump(mode="json") for v in conflict.values], ensure_ascii=False, sort_keys=True
+            ),
+            "note": conflict.note,
+        }
 
 
 def _value_text(value: Any) -> str | None:
@@ -405,8 +267,8 @@ def iter_table_rows(data: RunData) -> dict[str, Iterable[Row]]:
         FIELD_VALUES.name: (
             row for r in data.records for row in field_value_rows(r, incident_of.get(r.article_id))
         ),
-        INCIDENTS.name: data.incidents.incident_rows(data.articles),
-        CONFLICTS.name: data.incidents.conflict_rows(),
+        INCIDENTS.name: incident_rows(data.incidents, data.articles),
+        CONFLICTS.name: conflict_rows(data.incidents),
         META.name: meta_rows(data),
     }
 

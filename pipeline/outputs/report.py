@@ -28,7 +28,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.common.atomic import replaced_together
-from pipeline.outputs.export import RunData, load_run
+from pipeline.outputs.rundata import RunData, load_run
 from pipeline.outputs.tables import TABLE_SCHEMA_VERSION, iter_cited
 from pipeline.store.runfolder import REPORT_FILENAME
 from schemas import SCHEMA_VERSION, Grounding, IncidentRecord
