@@ -9,6 +9,9 @@ estimate and settles the difference afterwards (the bucket may go negative,
 which makes the next articles wait). Re-asks and transport retries happen
 inside the extractor, so they are charged afterwards too: the long-run rate
 stays within the limits even though single retries are not individually gated.
+
+Home-made on purpose: the limiter libraries we know (aiolimiter, limits, pyrate-limiter) take
+units before the work and cannot settle an estimate afterwards, which a token limit needs.
 """
 
 from __future__ import annotations
