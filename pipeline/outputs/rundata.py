@@ -1,27 +1,28 @@
 """A finished run, read back from its folder: the records, the articles they cite, the failure
 rows, and the reconciler's incidents and conflicts. Export and the review page read runs only
-through :func:`load_run`.
+through :func:`load_run`, and :func:`load_run` reads the folder only through
+:class:`pipeline.store.runfolder.RunFolder`.
 
 Sources, in order of trust: the run store (``DIR/triangulate.sqlite``, the single source of truth
 of a run) for articles, records and failures, falling back to ``records.jsonl`` /
-``failures.jsonl`` when a folder has no store (records reconciled with ``triangulate reconcile``);
-the reconciler's ``incidents.jsonl`` / ``conflicts.jsonl`` for incidents and conflicts.
+``failures.jsonl`` when a folder has no store (a folder ``triangulate reconcile`` wrote); the
+reconciler's ``incidents.jsonl`` / ``conflicts.jsonl`` for incidents and conflicts.
+
+Nothing is re-run here. Records without ``incidents.jsonl`` are an error that names the
+``triangulate reconcile`` command to run, not a reason to reconcile in memory: a page or a table
+built from a reconcile nobody asked for would differ from the files beside it. The one thing read
+from outside the folder is article text when there is no run store (see :func:`_reread_articles`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.store.runfolder import (
-    CONFLICTS_FILENAME,
-    FAILURES_FILENAME,
-    INCIDENTS_FILENAME,
-    RECORDS_FILENAME,
-    STORE_FILENAME,
-)
+from pipeline.store.runfolder import FolderKind, RunFolder, RunFolderError
 from schemas import Article, FailureRow, IncidentRecord
 from schemas.incident import Conflict, FieldVerdict, Incident
 
@@ -37,7 +38,7 @@ class RunIncidents:
     incidents: list[Incident]
     conflicts: list[Conflict]
     origin: str = ""
-    """Where they came from: the jsonl files, or reconciled in memory because there were none."""
+    """The ``incidents.jsonl`` they were read from; empty for a run without records (no incidents)."""
     _verdicts: dict[tuple[str, str], FieldVerdict] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -50,26 +51,42 @@ class RunIncidents:
         return self._verdicts.get((incident_id, path))
 
 
-def load_incidents(out_dir: Path, records: Sequence[IncidentRecord], warnings: list[str]) -> RunIncidents:
-    """incidents.jsonl + conflicts.jsonl as the reconciler wrote them; reconciled in memory if absent."""
-    incidents_path, conflicts_path = out_dir / INCIDENTS_FILENAME, out_dir / CONFLICTS_FILENAME
-    if incidents_path.exists():
-        incidents = [Incident.model_validate_json(line) for line in _jsonl_lines(incidents_path)]
-        conflicts = [Conflict.model_validate_json(line) for line in _jsonl_lines(conflicts_path)]
-        known = {a for i in incidents for a in i.article_ids}
-        unreconciled = [r.article_id for r in records if r.article_id not in known]
-        if unreconciled:
-            warnings.append(
-                f"{len(unreconciled)} record(s) are newer than {INCIDENTS_FILENAME} and in no incident; "
-                "run `triangulate reconcile` again"
-            )
-        return RunIncidents(incidents, conflicts, origin=str(incidents_path))
-    from pipeline.reconcile.merge import reconcile
+def reconcile_command_for(folder: RunFolder) -> str:
+    """The command that writes ``incidents.jsonl`` / ``conflicts.jsonl`` for ``folder``'s records."""
+    return f"triangulate reconcile {shlex.quote(str(folder.records))} --out {shlex.quote(str(folder.root))}"
 
-    if records:
-        warnings.append(f"no {INCIDENTS_FILENAME} in {out_dir}: reconciled the records in memory")
-    result = reconcile(records)
-    return RunIncidents(result.incidents, result.conflicts, origin="reconciled in memory")
+
+def load_incidents(out_dir: Path, records: Sequence[IncidentRecord], warnings: list[str]) -> RunIncidents:
+    """incidents.jsonl + conflicts.jsonl as the reconciler wrote them.
+
+    Raises ExportError when there are records but no incidents.jsonl: the message names the
+    ``triangulate reconcile`` command that writes it. A run with no records has no incidents.
+    """
+    folder = RunFolder(Path(out_dir))
+    if not folder.has_incidents():
+        if records:
+            raise ExportError(
+                f"no {folder.incidents.name} in {folder.root}: its {len(records)} record(s) have not "
+                f"been reconciled; run `{reconcile_command_for(folder)}` first"
+            )
+        return RunIncidents([], [])
+    incidents = list(folder.read_incidents())
+    if not folder.has_conflicts():
+        # The reconciler replaces both files together, so one without the other is a damaged folder;
+        # its incidents are still right, but "no conflicts" would be a claim nobody made.
+        warnings.append(
+            f"{folder.incidents.name} without {folder.conflicts.name} in {folder.root}: no field is "
+            f"shown as flagged; run `{reconcile_command_for(folder)}` again"
+        )
+    conflicts = list(folder.read_conflicts())
+    known = {a for i in incidents for a in i.article_ids}
+    unreconciled = [r.article_id for r in records if r.article_id not in known]
+    if unreconciled:
+        warnings.append(
+            f"{len(unreconciled)} record(s) are newer than {folder.incidents.name} and in no incident; "
+            f"run `{reconcile_command_for(folder)}` again"
+        )
+    return RunIncidents(incidents, conflicts, origin=str(folder.incidents))
 
 
 @dataclass
@@ -82,45 +99,48 @@ class RunData:
     failures: list[FailureRow]
     incidents: RunIncidents
     warnings: list[str] = field(default_factory=list)
+    kind: FolderKind = "run"
+    """``"run"`` (read from a run store) or ``"reconcile"`` (records.jsonl, no store)."""
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.out_dir)
 
     def article(self, article_id: str) -> Article | None:
         return self.articles.get(article_id)
 
 
 def load_run(out_dir: Path) -> RunData:
-    """Read a run directory. Raises ExportError if it holds neither a run store nor records.jsonl."""
-    out_dir = Path(out_dir)
-    store_path = out_dir / STORE_FILENAME
+    """Read a run folder (see :mod:`pipeline.store.runfolder` for the two kinds).
+
+    Raises ExportError when the folder holds no run (neither a run store nor records.jsonl), when
+    its records have not been reconciled (the message names the command), or when one of its files
+    cannot be read as what it should hold.
+    """
+    folder = RunFolder(Path(out_dir))
     warnings: list[str] = []
-    if store_path.exists():
-        records, articles, failures = _read_store(out_dir)
-    elif (out_dir / RECORDS_FILENAME).exists():
-        records = [
-            IncidentRecord.model_validate_json(line) for line in _jsonl_lines(out_dir / RECORDS_FILENAME)
-        ]
-        failures = [
-            FailureRow.model_validate_json(line) for line in _jsonl_lines(out_dir / FAILURES_FILENAME)
-        ]
-        articles = _reread_articles(records, warnings)
-    else:
-        raise ExportError(f"{out_dir} holds no run: neither {STORE_FILENAME} nor {RECORDS_FILENAME}")
-    incidents = load_incidents(out_dir, records, warnings)
-    return RunData(out_dir, records, articles, failures, incidents, warnings)
+    kind = folder.kind
+    try:
+        if kind == "run":
+            records, articles, failures = _read_store(folder)
+            incidents = load_incidents(folder.root, records, warnings)
+        elif kind == "reconcile":
+            records = list(folder.read_records())
+            failures = list(folder.read_failures())
+            # Incidents first: a folder that is not reconciled fails before any source file is read.
+            incidents = load_incidents(folder.root, records, warnings)
+            articles = _reread_articles(folder, records, warnings)
+        else:
+            raise ExportError(folder.describe())
+    except RunFolderError as exc:
+        raise ExportError(str(exc)) from exc
+    return RunData(folder.root, records, articles, failures, incidents, warnings, kind)
 
 
-def _jsonl_lines(path: Path) -> Iterator[str]:
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield line
-
-
-def _read_store(out_dir: Path) -> tuple[list[IncidentRecord], dict[str, Article], list[FailureRow]]:
+def _read_store(folder: RunFolder) -> tuple[list[IncidentRecord], dict[str, Article], list[FailureRow]]:
     from pipeline.store.runstore import RunStore
 
-    with RunStore(out_dir) as store:
+    with RunStore(folder.store) as store:
         records = store.records()
         failures = list(store.iter_failures())
         run_id = store.latest_input_run()
@@ -136,10 +156,21 @@ def _read_store(out_dir: Path) -> tuple[list[IncidentRecord], dict[str, Article]
     return records, articles, failures
 
 
-def _reread_articles(records: Sequence[IncidentRecord], warnings: list[str]) -> dict[str, Article]:
-    """Without a store, article texts come from the files the records name (for the report's quotes)."""
+def _reread_articles(
+    folder: RunFolder, records: Sequence[IncidentRecord], warnings: list[str]
+) -> dict[str, Article]:
+    """Without a store, article texts come from the files the records name (for the report's quotes).
+
+    A deliberate, always-announced fallback rather than an opt-in: a reconcile folder keeps no copy
+    of the texts, and without them the review page cannot show a single quote in context. It re-runs
+    nothing (no extraction, no reconcile): it only reads files, and an article's id is the hash of
+    its text, so a file that changed since extraction is not taken for the text the record cites; it
+    simply goes missing, and the warnings say so.
+    """
     from pipeline.ingest.sources import iter_sources
 
+    if not records:
+        return {}
     wanted = {r.article_id for r in records}
     files: dict[Path, None] = {}
     for record in records:
@@ -152,6 +183,11 @@ def _reread_articles(records: Sequence[IncidentRecord], warnings: list[str]) -> 
     for item in iter_sources(readable):
         if isinstance(item, Article) and item.id in wanted:
             articles.setdefault(item.id, item)
+    if articles:
+        warnings.append(
+            f"no run store in {folder.root}: article texts were re-read from the {len(readable)} source "
+            f"file(s) its {folder.records.name} names, to show quotes in context"
+        )
     missing = wanted - set(articles)
     if missing:
         warnings.append(

@@ -1,4 +1,5 @@
-"""The run folder: the one place that knows what a run folder holds and what each file is called.
+"""The run folder: the one place that knows what a run folder holds, what each file is called and
+how its JSONL files are read back.
 
 ``triangulate run --out DIR`` (and ``reconcile``, ``export``, ``report``, ``show``)
 read and write these paths through :class:`RunFolder`; no other module spells
@@ -13,12 +14,28 @@ a file name out.
       report.html          the review page (pipeline.outputs.report)
       export/              dashboard files (pipeline.outputs.export)
       .triangulate.lock    held while a command writes to the folder (pipeline.store.runlock)
+
+Two kinds of folder are runs (:attr:`RunFolder.kind`):
+
+* ``"run"``: a folder ``triangulate run`` wrote. Its run store is the source of truth;
+  ``records.jsonl`` / ``failures.jsonl`` are rewritten from it after every run.
+* ``"reconcile"``: a folder ``triangulate reconcile RECORDS --out DIR`` wrote, with no run store:
+  ``records.jsonl`` beside the ``incidents.jsonl`` / ``conflicts.jsonl`` reconciled from it.
+
+Anything else (``"none"``) holds no run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from schemas import Conflict, FailureRow, Incident, IncidentRecord
 
 STORE_FILENAME = "triangulate.sqlite"
 RECORDS_FILENAME = "records.jsonl"
@@ -29,10 +46,18 @@ REPORT_FILENAME = "report.html"
 EXPORT_DIRNAME = "export"
 LOCK_FILENAME = ".triangulate.lock"
 
+FolderKind = Literal["run", "reconcile", "none"]
+
+_Model = TypeVar("_Model", bound="BaseModel")
+
+
+class RunFolderError(ValueError):
+    """A file of the run folder does not hold what its name says; the message names the file and line."""
+
 
 @dataclass(frozen=True)
 class RunFolder:
-    """The paths of one run folder."""
+    """The paths of one run folder, and its JSONL files read back as typed rows."""
 
     root: Path
 
@@ -70,3 +95,89 @@ class RunFolder:
 
     def has_store(self) -> bool:
         return self.store.is_file()
+
+    def has_records(self) -> bool:
+        return self.records.is_file()
+
+    def has_incidents(self) -> bool:
+        return self.incidents.is_file()
+
+    def has_conflicts(self) -> bool:
+        return self.conflicts.is_file()
+
+    # -- what the folder is --
+
+    @property
+    def kind(self) -> FolderKind:
+        """``"run"`` (a run store), ``"reconcile"`` (records.jsonl, no store) or ``"none"``."""
+        if self.has_store():
+            return "run"
+        if self.has_records():
+            return "reconcile"
+        return "none"
+
+    def describe(self) -> str:
+        """One line saying what the folder holds, for messages and ``RunData``."""
+        kind = self.kind
+        if kind == "run":
+            return f"{self.root}: a run folder (run store {self.store.name})"
+        if kind == "reconcile":
+            reconciled = "with" if self.has_incidents() else "without"
+            return (
+                f"{self.root}: a reconcile folder ({self.records.name} {reconciled} "
+                f"{self.incidents.name}, no run store)"
+            )
+        if self.has_incidents():
+            return (
+                f"{self.root} holds no run: {self.incidents.name} but neither {self.store.name} nor "
+                f"the {self.records.name} it was reconciled from"
+            )
+        return f"{self.root} holds no run: neither {self.store.name} nor {self.records.name}"
+
+    # -- the JSONL files, read back --
+    # A missing file reads as empty: a reconcile folder has no failures.jsonl, and a run without
+    # records has no incidents.jsonl. Whether a missing file matters is the reader's decision.
+
+    def read_records(self) -> Iterator[IncidentRecord]:
+        from schemas import IncidentRecord
+
+        return _read_jsonl(self.records, IncidentRecord)
+
+    def read_failures(self) -> Iterator[FailureRow]:
+        from schemas import FailureRow
+
+        return _read_jsonl(self.failures, FailureRow)
+
+    def read_incidents(self) -> Iterator[Incident]:
+        from schemas import Incident
+
+        return _read_jsonl(self.incidents, Incident)
+
+    def read_conflicts(self) -> Iterator[Conflict]:
+        from schemas import Conflict
+
+        return _read_jsonl(self.conflicts, Conflict)
+
+
+def _read_jsonl(path: Path, model: type[_Model]) -> Iterator[_Model]:
+    from pydantic import ValidationError
+
+    if not path.is_file():
+        return
+    with path.open(encoding="utf-8") as handle:
+        number = 0
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield model.model_validate_json(line)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(part) for part in first["loc"]) or "line"
+                    raise RunFolderError(
+                        f"{path}:{number}: not a valid {model.__name__} ({where}: {first['msg']})"
+                    ) from exc
+        except UnicodeDecodeError as exc:
+            # Decoding runs ahead of the lines handed out, so only "after the last good line" is sure.
+            raise RunFolderError(f"{path}: not UTF-8 text after line {number} ({exc.reason})") from exc
