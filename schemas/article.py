@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Where `published` came from: the input's metadata (front matter, sidecar, HTML meta tag,
+# JSONL field), a date line printed at the top of the text, or nowhere (no date).
+PublishedFrom = Literal["metadata", "dateline", "none"]
 
 
 def content_hash(text: str) -> str:
@@ -28,6 +33,31 @@ class Article(BaseModel):
         default=None, description="Publication date; relative weekdays are resolved against it."
     )
     title: str | None = None
+    published_from: PublishedFrom = Field(
+        default="none",
+        description=(
+            "Where `published` came from: 'metadata', 'dateline' (read from the text's head) or "
+            "'none' (no date). Left out, it is 'metadata' when there is a date and 'none' when not."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_published_from(cls, data: Any) -> Any:
+        # A date handed in without saying where it came from is metadata: every caller that
+        # existed before datelines were read passed only dates it was given.
+        if isinstance(data, dict) and data.get("published_from") is None:
+            return {**data, "published_from": "none" if data.get("published") is None else "metadata"}
+        return data
+
+    @model_validator(mode="after")
+    def _published_from_matches_published(self) -> Article:
+        if (self.published is None) != (self.published_from == "none"):
+            raise ValueError(
+                f"published_from {self.published_from!r} does not fit published {self.published!r}: "
+                "'none' exactly when there is no date"
+            )
+        return self
 
     @classmethod
     def from_text(
@@ -39,6 +69,7 @@ class Article(BaseModel):
         url: str | None = None,
         published: date | None = None,
         title: str | None = None,
+        published_from: PublishedFrom | None = None,
     ) -> Article:
         return cls(
             id=content_hash(text),
@@ -48,4 +79,5 @@ class Article(BaseModel):
             url=url,
             published=published,
             title=title,
+            published_from=published_from,
         )

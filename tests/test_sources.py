@@ -65,6 +65,7 @@ def test_front_matter_gives_metadata_and_is_not_part_of_the_text(tmp_path: Path)
         date(2026, 2, 3),
         "Deputy shoots man",
     )
+    assert result.published_from == "metadata"
     assert result.source_path == str(path)
 
 
@@ -81,6 +82,7 @@ def test_plain_text_without_front_matter_has_no_metadata(tmp_path: Path) -> None
     result = article(only(read_all(path)))
     assert result.text == BODY
     assert (result.outlet, result.url, result.published) == (None, None, None)
+    assert result.published_from == "none"
 
 
 def test_markdown_heading_becomes_the_title_when_front_matter_has_none(tmp_path: Path) -> None:
@@ -226,7 +228,7 @@ def test_html_metadata_comes_from_og_article_and_canonical_tags(tmp_path: Path) 
     path.write_text(PAGE, encoding="utf-8")
     result = article(only(read_all(path)))
     assert result.outlet == "Mesa Courier"
-    assert result.published == date(2026, 2, 3)
+    assert result.published == date(2026, 2, 3) and result.published_from == "metadata"
     assert result.url == "https://mesa.example/news/deputy"
     assert result.title == "Deputy shoots man | Mesa Courier"
 
@@ -285,6 +287,7 @@ def test_jsonl_lines_become_articles_with_line_numbered_source_paths(tmp_path: P
     )
     assert second.source_path == f"{path}:2"
     assert second.title == "Two" and second.published == date(2026, 2, 4)
+    assert first.published_from == second.published_from == "metadata"
     assert isinstance(second, SourcedArticle) and second.external_id == "row-2"
     assert second.id == content_hash("Second story text.")  # identity is the text, not the user's id
 

@@ -18,6 +18,10 @@ Decisions worth knowing (also in docs/batch.md):
   the same story read from two paths is one article.
 * Metadata precedence: sidecar file > front matter > HTML ``<meta>`` tags.
   A sidecar is the curator's explicit word about a file, written after it.
+* Publication date without metadata: read from a dateline, byline or
+  "Published ..." line at the top of the text (``pipeline.ingest.dateline``),
+  never from a sentence; ``published_from`` says which ("metadata",
+  "dateline" or "none"). It does not change the article id.
 * Size. One article's input, a file or one JSONL line, may hold at most
   ``max_bytes`` bytes (``--max-article-bytes``, default 2 MiB); a larger one is
   a ``too-large`` failure, because a book-length input would cost dozens of
@@ -69,7 +73,8 @@ from typing import Any
 import yaml
 from pydantic import ConfigDict, Field
 
-from schemas.article import Article, content_hash
+from pipeline.ingest.dateline import read_dateline
+from schemas.article import Article, PublishedFrom, content_hash
 from schemas.options import DEFAULT_MAX_ARTICLE_BYTES
 from schemas.run import FailureRow
 
@@ -457,13 +462,21 @@ def _article(body: str, where: str, meta: _Metadata, *, title: str | None) -> Ar
                 f"{name!r} holds an unpaired UTF-16 surrogate \\u{ord(unpaired.group()):04x} "
                 f"(at character {unpaired.start()}), which is half of a character; fix the escape",
             )
+    # The input's own date wins: it is what the curator or the outlet's markup says, while a
+    # date line is read from the text by rule. Only without one is the text's head read.
+    published = meta.published
+    published_from: PublishedFrom = "metadata"
+    if published is None:
+        published = read_dateline(body)
+        published_from = "none" if published is None else "dateline"
     return SourcedArticle(
         id=content_hash(body),
         text=body,
         source_path=_printable(where),
         outlet=meta.outlet,
         url=meta.url,
-        published=meta.published,
+        published=published,
+        published_from=published_from,
         title=title,
         external_id=meta.external_id,
     )

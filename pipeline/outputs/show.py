@@ -84,6 +84,7 @@ def article_view(store: RunStore, article: Article, *, prompt: bool, all_runs: b
             "source_paths": store.source_paths(article.id) or [p for p in [article.source_path] if p],
             "outlet": article.outlet,
             "published": article.published.isoformat() if article.published else None,
+            "published_from": article.published_from,
             "url": article.url,
             "title": article.title,
             "n_chars": len(article.text),
@@ -166,7 +167,7 @@ def render_text(view: dict[str, Any]) -> str:
     details += [("source", path) for path in article["source_paths"]]
     details += [
         ("outlet", article["outlet"]),
-        ("published", article["published"]),
+        ("published", article["published"] and f"{article['published']} (from {article['published_from']})"),
         ("url", article["url"]),
         ("length", f"{article['n_chars']:,} chars"),
         ("outcome", _outcome_line(outcome)),

@@ -158,6 +158,21 @@ CREATE INDEX IF NOT EXISTS exchanges_by_article ON exchanges (article_id);
     )
 
 
+@migration
+def m003_article_published_from(db: sqlite3.Connection) -> None:
+    """Where each article's publication date came from: 'metadata', 'dateline' or 'none'."""
+    # Like the CREATE ... IF NOT EXISTS above, a no-op on a store that already has the column
+    # (one whose _migrations table was lost), so every migration can run against any store.
+    columns = {row[1] for row in db.execute("PRAGMA table_info(articles)")}
+    if "published_from" not in columns:
+        db.execute("ALTER TABLE articles ADD COLUMN published_from TEXT")
+    # Until datelines were read, every stored date came from the input's metadata.
+    db.execute(
+        "UPDATE articles SET published_from = CASE WHEN published IS NULL THEN 'none' ELSE 'metadata' END"
+        " WHERE published_from IS NULL"
+    )
+
+
 def applied_migrations(db: sqlite3.Connection) -> list[str]:
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY rowid")]

@@ -363,15 +363,16 @@ class RunStore:
             first_in_run = row is None or row["last_run"] != run_id
             if row is None:
                 db.execute(
-                    "INSERT INTO articles (id, source_path, outlet, url, published, title, text, n_chars,"
-                    " first_seen, last_run, run_seq, status)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                    "INSERT INTO articles (id, source_path, outlet, url, published, published_from, title,"
+                    " text, n_chars, first_seen, last_run, run_seq, status)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
                     (
                         article.id,
                         article.source_path,
                         article.outlet,
                         article.url,
                         _iso(article.published),
+                        article.published_from,
                         article.title,
                         article.text,
                         len(article.text),
@@ -383,12 +384,13 @@ class RunStore:
             elif first_in_run:
                 # Metadata may have been corrected since (front matter, sidecar): keep the latest.
                 db.execute(
-                    "UPDATE articles SET outlet = ?, url = ?, published = ?, title = ?, last_run = ?,"
-                    " run_seq = ?, status = 'pending', current_key = NULL WHERE id = ?",
+                    "UPDATE articles SET outlet = ?, url = ?, published = ?, published_from = ?, title = ?,"
+                    " last_run = ?, run_seq = ?, status = 'pending', current_key = NULL WHERE id = ?",
                     (
                         article.outlet,
                         article.url,
                         _iso(article.published),
+                        article.published_from,
                         article.title,
                         run_id,
                         seq,
@@ -475,15 +477,16 @@ class RunStore:
             row = db.execute("SELECT 1 FROM articles WHERE id = ?", (article.id,)).fetchone()
             if row is None:
                 db.execute(
-                    "INSERT INTO articles (id, source_path, outlet, url, published, title, text, n_chars,"
-                    " first_seen, last_run, run_seq, status)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'failure')",
+                    "INSERT INTO articles (id, source_path, outlet, url, published, published_from, title,"
+                    " text, n_chars, first_seen, last_run, run_seq, status)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'failure')",
                     (
                         article.id,
                         _storable(article.source_path),
                         _storable(article.outlet),
                         _storable(article.url),
                         _iso(article.published),
+                        article.published_from,
                         _storable(article.title),
                         _storable(article.text) or "",
                         len(article.text),
@@ -962,6 +965,8 @@ def _article_from_row(row: sqlite3.Row) -> Article:
         outlet=row["outlet"],
         url=row["url"],
         published=date.fromisoformat(row["published"]) if row["published"] else None,
+        # NULL only in a row written by an older version after m003 ran; the model derives it.
+        published_from=row["published_from"],
         title=row["title"],
     )
 
