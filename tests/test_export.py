@@ -630,7 +630,7 @@ def test_report_escapes_hostile_text_metadata_and_values(tmp_path: Path) -> None
     page = render_report(load_run(tmp_path / "hostile"))
     for raw in ("<script>alert(", "<img src=x", "<b>sheriff</b>", 'href="javascript:'):
         assert raw not in page
-    assert "&lt;img src=x onerror=alert(&#x27;value&#x27;)&gt;" in page
+    assert "&lt;img src=x onerror=alert(&#39;value&#39;)&gt;" in page
     data_block = re.search(
         r'<script type="application/json" id="triangulate-data">(.*?)</script>', page, re.S
     )

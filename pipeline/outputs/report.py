@@ -8,60 +8,209 @@ that was not found says so and highlights nothing.
 
 The page works offline: CSS and JS are inlined, nothing is fetched, and a
 Content-Security-Policy with the hashes of the inlined style and script
-forbids anything else from loading or running. Article texts and every value
-are untrusted input: they are HTML-escaped, and the copies the script uses to
-highlight quotes travel as JSON (with ``<``, ``>`` and ``&`` escaped) and are
-only ever inserted through ``textContent``.
+forbids anything else from loading or running.
+
+Article texts and every value are untrusted input. This module only turns a
+run into plain view data (the dataclasses below); the markup is in jinja2
+templates (``pipeline/outputs/templates``) rendered with autoescape on, so
+every value is HTML-escaped without anyone having to remember to. The copies
+of the article texts the script uses to highlight quotes travel as JSON
+(``|tojson``: ``<``, ``>``, ``&`` and ``'`` escaped) and are only ever inserted
+through ``textContent``.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
-import json
+import re
 import sys
+import typing
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import jinja2
+import jinja2.ext
+from markupsafe import Markup
 
 from pipeline import __version__
 from pipeline.common.atomic import replaced_together
 from pipeline.outputs.rundata import RunData, load_run
 from pipeline.outputs.tables import TABLE_SCHEMA_VERSION, iter_cited
 from pipeline.store.runfolder import REPORT_FILENAME
-from schemas import SCHEMA_VERSION, Grounding, IncidentRecord
-from schemas.incident import FLAGGED_VERDICTS, FieldVerdict, Incident, SourceCitation, ValueSupport
+from schemas import SCHEMA_VERSION, Article, FailureRow, Grounding, IncidentRecord
+from schemas.incident import FLAGGED_VERDICTS, FieldVerdict, Incident, SourceCitation, ValueSupport, Verdict
 
-VERDICTS = ("agreed", "variant", "more-specific", "contradiction", "single-source", "not-reported")
+# The legend lists every verdict the schema can give, in the schema's order.
+VERDICTS: tuple[Verdict, ...] = typing.get_args(Verdict)
+
+TEMPLATE = "report.html.j2"
 
 
-def _asset(name: str) -> str:
-    return resources.files("pipeline").joinpath("data", name).read_text(encoding="utf-8")
+# --------------------------------------------------------------------------- the template environment
 
 
-def _csp_hash(source: str) -> str:
-    return (
-        "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii") + "'"
+class _Dedent(jinja2.ext.Extension):
+    """Drops the indentation at the start of every template line before the template is parsed.
+
+    The templates are indented for their readers; in the page that indentation would add a tenth
+    to its size (every citation is several indented lines). Line breaks stay: they are whitespace
+    between tags, and keep Jinja expressions split over lines apart. No template holds literal
+    text whose leading spaces matter: article texts and quotes are values, which this never touches.
+    """
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        return _LINE_INDENT.sub("", source)
+
+
+_LINE_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+@cache
+def report_environment() -> jinja2.Environment:
+    """The jinja2 environment the review page is rendered with.
+
+    ``autoescape=True`` rather than by file extension: every template here is HTML, and an
+    extension rule (``.html.j2`` ends in ``.j2``) is one rename away from turning escaping off.
+    ``StrictUndefined``: a misspelt name or attribute raises instead of rendering as nothing.
+    ``trim_blocks``: a line holding only a ``{% tag %}`` leaves no empty line behind (so a line of
+    inline text must not end with a tag, or it runs into the next line's text).
+    """
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pipeline.outputs", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        keep_trailing_newline=True,
+        extensions=[_Dedent],
     )
+    env.filters["plural"] = _plural
+    return env
 
 
-def esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+# --------------------------------------------------------------------------- view data
+
+
+@dataclass(slots=True)
+class InlineAsset:
+    """A file of the package inlined into the page, and its hash for the Content-Security-Policy."""
+
+    source: Markup
+    """Marked safe: it is the package's own CSS or JS, never run data, and escaping would change it."""
+    csp_hash: str
+
+
+@dataclass(slots=True)
+class CitationView:
+    article_key: str
+    status: str
+    """The grounding status, or ``"ungrounded"`` when the record was never grounded."""
+    status_label: str
+    start: int | None
+    """UTF-16 offsets of the quote in its article's text; None unless the quote was located there."""
+    end: int | None
+    outlet: str
+    short_id: str
+    attribution: str
+    speaker: str
+    decides: bool
+    quote: str
+
+
+@dataclass(slots=True)
+class ValueView:
+    text: str
+    n_articles: int
+    n_sources: int
+    citations: list[CitationView]
+
+
+@dataclass(slots=True)
+class FieldView:
+    path: str
+    verdict: str
+    flagged: bool
+    consensus: str | None
+    notes: list[str]
+    """The rule that chose the consensus, then the reconciler's note."""
+    values: list[ValueView]
+
+
+@dataclass(slots=True)
+class ArticleView:
+    key: str
+    article_id: str
+    available: bool
+    """False when the run does not hold the article's text: only its id is shown."""
+    outlet: str
+    title: str | None
+    published: str | None
+    url: str | None
+    url_is_link: bool
+    source_path: str | None
+    text: str
+
+
+@dataclass(slots=True)
+class IncidentView:
+    id: str
+    n_articles: int
+    outlets: list[str]
+    n_flagged: int
+    n_contradictions: int
+    fields: list[FieldView]
+    articles: list[ArticleView]
+
+
+@dataclass(slots=True)
+class FailureView:
+    short_id: str
+    source_path: str
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class PageView:
+    title: str
+    generator: str
+    csp: str
+    css: InlineAsset
+    js: InlineAsset
+    n_incidents: int
+    n_records: int
+    n_conflicts: int
+    n_failures: int
+    verdicts: tuple[str, ...]
+    warnings: list[str]
+    incidents: list[IncidentView]
+    failures: list[FailureView]
+    texts: dict[str, str]
+    """Article key -> article text, for the script (the JSON data block)."""
+
+
+def _inline_asset(name: str, element: str) -> InlineAsset:
+    source = resources.files("pipeline").joinpath("data", name).read_text(encoding="utf-8")
+    # Inside <style>/<script> only the closing tag could end the element early; our own files never
+    # hold one, and this keeps an edit that adds one from silently breaking the page.
+    if f"</{element}" in source.lower():
+        raise ValueError(f"pipeline/data/{name} holds '</{element}', which would end its inline element")
+    digest = base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii")
+    return InlineAsset(Markup(source), f"'sha256-{digest}'")
 
 
 def _display(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
-
-
-def _json_for_script(payload: Any) -> str:
-    # Inside <script> only "</script" or "<!--" could end the block early; escaping every <, > and &
-    # (and, via ensure_ascii, U+2028/2029) makes any text inert there while JSON.parse reads it back.
-    text = json.dumps(payload, ensure_ascii=True)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def utf16_offset(text: str, index: int) -> int:
@@ -88,13 +237,17 @@ def _grounding_index(records: Iterable[IncidentRecord]) -> dict[tuple[str, str],
     return index
 
 
-class _Page:
+_STATUS_LABELS = {"unfound": "not found in article", "ungrounded": "not grounded"}
+
+
+class _Views:
+    """Turns a loaded run into the page's view data."""
+
     def __init__(self, data: RunData) -> None:
         self.data = data
         self.groundings = _grounding_index(data.records)
         self.article_keys: dict[str, str] = {}
         self.texts: dict[str, str] = {}
-        self.parts: list[str] = []
 
     def key(self, article_id: str) -> str:
         # Article ids hold ':' and are long; the page uses short, safe element ids.
@@ -106,213 +259,126 @@ class _Page:
                 self.texts[key] = article.text
         return self.article_keys[article_id]
 
-    def out(self, *chunks: str) -> None:
-        self.parts.extend(chunks)
-
-    # -- pieces --
-
-    def citation(self, citation: SourceCitation) -> None:
-        article_id, quote, attribution = citation["article_id"], citation["quote"], citation["attribution"]
-        key = self.key(article_id)
+    def citation(self, citation: SourceCitation) -> CitationView:
+        article_id, quote = citation["article_id"], citation["quote"]
         article = self.data.article(article_id)
         status = citation["grounding"].value if citation["grounding"] is not None else "ungrounded"
         grounding = self.groundings.get((article_id, quote))
-        attrs = [f'data-article="{key}"', f'data-status="{esc(status)}"']
-        span_ok = (
+        start = end = None
+        if (
             article is not None
             and grounding is not None
             and status != "unfound"
             and grounding.start is not None
             and grounding.end is not None
             and 0 <= grounding.start <= grounding.end <= len(article.text)
-        )
-        if span_ok:
-            assert article is not None and grounding is not None
-            assert grounding.start is not None and grounding.end is not None
-            attrs.append(f'data-start="{utf16_offset(article.text, grounding.start)}"')
-            attrs.append(f'data-end="{utf16_offset(article.text, grounding.end)}"')
-        if status == "unfound":
-            status_label = "not found in article"
-        elif status == "ungrounded":
-            status_label = "not grounded"
-        else:
-            status_label = status
-        speaker = f" ({esc(citation['speaker'])})" if citation["speaker"] else ""
-        outlet = citation["outlet"] or (article.outlet if article else None) or "unknown outlet"
-        not_evidence = "" if citation["decides"] else ' · <span class="not-evidence">not evidence</span>'
-        self.out(
-            "<li>",
-            f'<button type="button" class="evidence" aria-pressed="false" {" ".join(attrs)}>',
-            '<span class="cite-meta">',
-            f'<span class="outlet">{esc(outlet)}</span> · <code>{esc(_short(article_id))}</code>',
-            f" · {esc(attribution)}{speaker}",
-            f' · <span class="status status-{esc(status)}">{esc(status_label)}</span>{not_evidence}',
-            "</span>",
-            f'<q class="quote">{esc(quote)}</q>',
-            "</button></li>",
+        ):
+            start = utf16_offset(article.text, grounding.start)
+            end = utf16_offset(article.text, grounding.end)
+        return CitationView(
+            article_key=self.key(article_id),
+            status=status,
+            status_label=_STATUS_LABELS.get(status, status),
+            start=start,
+            end=end,
+            outlet=citation["outlet"] or (article.outlet if article else None) or "unknown outlet",
+            short_id=_short(article_id),
+            attribution=citation["attribution"],
+            speaker=citation["speaker"],
+            decides=citation["decides"],
+            quote=quote,
         )
 
-    def value(self, support: ValueSupport) -> None:
-        sources = "source" if support.n_independent_sources == 1 else "sources"
-        articles = "article" if support.n_articles == 1 else "articles"
-        self.out(
-            '<li class="value">',
-            f'<span class="value-text">{esc(_display(support.value))}</span> ',
-            f'<span class="support">{support.n_articles} {articles}, '
-            f"{support.n_independent_sources} independent {sources}</span>",
-            '<ul class="citations">',
+    def value(self, support: ValueSupport) -> ValueView:
+        return ValueView(
+            text=_display(support.value),
+            n_articles=support.n_articles,
+            n_sources=support.n_independent_sources,
+            citations=[self.citation(c) for c in support.citations],
         )
-        for citation in support.citations:
-            self.citation(citation)
-        self.out("</ul></li>")
 
-    def field(self, field: FieldVerdict, flagged_paths: set[str]) -> None:
-        flagged = field.path in flagged_paths
-        classes = f"field verdict-{esc(field.verdict)}" + (" flagged" if flagged else "")
-        if field.consensus is not None:
-            merged = f'<span class="merged-value">{esc(_display(field.consensus))}</span>'
-        elif field.verdict == "contradiction":
-            merged = '<span class="none">no consensus</span>'
-        else:
-            merged = '<span class="none">—</span>'
-        notes = [n for n in (field.rule, field.note) if n]
-        self.out(
-            f'<tr class="{classes}" data-path="{esc(field.path)}" data-verdict="{esc(field.verdict)}">',
-            f'<th scope="row"><code>{esc(field.path)}</code></th>',
-            f"<td>{merged}",
-            "".join(f'<div class="note">{esc(n)}</div>' for n in notes),
-            "</td>",
-            f'<td><span class="badge verdict-{esc(field.verdict)}">{esc(field.verdict)}</span></td>',
-            '<td><ul class="values">',
+    def field(self, field: FieldVerdict, flagged_paths: set[str]) -> FieldView:
+        return FieldView(
+            path=field.path,
+            verdict=field.verdict,
+            flagged=field.path in flagged_paths,
+            consensus=None if field.consensus is None else _display(field.consensus),
+            notes=[n for n in (field.rule, field.note) if n],
+            values=[self.value(v) for v in field.values],
         )
-        for support in field.values:
-            self.value(support)
-        self.out("</ul></td></tr>")
 
-    def article(self, article_id: str) -> None:
+    def article(self, article_id: str) -> ArticleView:
         key = self.key(article_id)
-        article = self.data.article(article_id)
-        self.out(f'<article class="source-article" id="article-{key}" data-article-id="{esc(article_id)}">')
+        article: Article | None = self.data.article(article_id)
         if article is None:
-            self.out(
-                f"<h4><code>{esc(article_id)}</code></h4>",
-                '<p class="quote-note"></p>',
-                '<p class="none">The text of this article is not available in this run.</p></article>',
-            )
-            return
-        meta = [esc(article.published.isoformat()) if article.published else "no date"]
-        if article.url:
-            meta.append(_link(article.url))
-        meta.append(f"<code>{esc(article.id)}</code>")
-        if article.source_path:
-            meta.append(esc(article.source_path))
-        title = f" — {esc(article.title)}" if article.title else ""
-        self.out(
-            f"<h4>{esc(article.outlet or 'unknown outlet')}{title}</h4>",
-            f'<div class="article-meta">{" · ".join(meta)}</div>',
-            '<p class="quote-note" aria-live="polite"></p>',
-            f'<div class="article-text" data-article="{key}">{esc(article.text)}</div>',
-            "</article>",
+            return ArticleView(key, article_id, False, "", None, None, None, False, None, "")
+        return ArticleView(
+            key=key,
+            article_id=article_id,
+            available=True,
+            outlet=article.outlet or "unknown outlet",
+            title=article.title or None,
+            published=article.published.isoformat() if article.published else None,
+            url=article.url or None,
+            # Only web links become clickable: a javascript: or data: URL in untrusted metadata stays text.
+            url_is_link=bool(article.url and article.url.lower().startswith(("http://", "https://"))),
+            source_path=article.source_path or None,
+            text=article.text,
         )
 
-    def incident(self, incident: Incident) -> None:
+    def incident(self, incident: Incident) -> IncidentView:
+        outlets = {
+            a.outlet for a in map(self.data.article, incident.article_ids) if a is not None and a.outlet
+        }
         flagged_paths = {f.path for f in incident.fields if f.verdict in FLAGGED_VERDICTS}
-        n_contradictions = sum(1 for f in incident.fields if f.verdict == "contradiction")
-        outlets = sorted(
-            {
-                a.outlet
-                for a in (self.data.article(i) for i in incident.article_ids)
-                if a is not None and a.outlet
-            }
+        # Fields before articles: article keys are handed out in that order, the order the page reads in.
+        fields = [
+            self.field(f, flagged_paths)
+            for f in incident.fields
+            if not (f.verdict == "not-reported" and not f.values)
+        ]
+        return IncidentView(
+            id=incident.id,
+            n_articles=len(incident.article_ids),
+            outlets=sorted(outlets),
+            n_flagged=len(flagged_paths),
+            n_contradictions=sum(1 for f in incident.fields if f.verdict == "contradiction"),
+            fields=fields,
+            articles=[self.article(a) for a in incident.article_ids],
         )
-        has = " has-conflicts" if flagged_paths else ""
-        self.out(
-            f'<section class="incident{has}" id="incident-{esc(incident.id)}" '
-            f'data-conflicts="{len(flagged_paths)}">',
-            f"<h2>Incident <code>{esc(incident.id)}</code></h2>",
-            f'<p class="incident-stats">{_plural(len(incident.article_ids), "article")} '
-            f"({esc(', '.join(outlets))}) · "
-            f'<span class="incident-conflicts">{len(flagged_paths)}</span> flagged · '
-            f"{_plural(n_contradictions, 'contradiction')}</p>",
-            '<table class="fields"><colgroup><col class="c-field"><col class="c-merged">'
-            '<col class="c-verdict"><col class="c-values"></colgroup>',
-            "<thead><tr><th>Field</th><th>Merged value</th><th>Verdict</th>"
-            "<th>Values and their sources</th></tr></thead><tbody>",
-        )
-        for field in incident.fields:
-            if field.verdict == "not-reported" and not field.values:
-                continue
-            self.field(field, flagged_paths)
-        self.out("</tbody></table>", '<div class="articles"><h3>Articles</h3>')
-        for article_id in incident.article_ids:
-            self.article(article_id)
-        self.out("</div></section>")
 
-    def failures(self) -> None:
-        failures = self.data.failures
-        if not failures:
-            return
-        self.out(
-            '<section class="failures" id="failures"><h2>Articles without a record</h2>',
-            '<table class="failures"><thead><tr><th>Article</th><th>Source</th><th>Reason</th>'
-            "<th>Detail</th></tr></thead><tbody>",
+    def failure(self, failure: FailureRow) -> FailureView:
+        return FailureView(
+            short_id=_short(failure.article_id) if failure.article_id else "—",
+            source_path=failure.source_path or "",
+            reason=failure.reason,
+            detail=failure.detail,
         )
-        for failure in failures:
-            self.out(
-                f"<tr><td><code>{esc(_short(failure.article_id) if failure.article_id else '—')}</code></td>",
-                f"<td>{esc(failure.source_path or '')}</td><td>{esc(failure.reason)}</td>",
-                f"<td>{esc(failure.detail)}</td></tr>",
-            )
-        self.out("</tbody></table></section>")
 
-    def render(self) -> str:
+    def page(self) -> PageView:
         data = self.data
-        incidents = data.incidents.incidents
-        n_conflicts = len(data.incidents.conflicts)
-        css, js = _asset("report.css"), _asset("report.js")
-        csp = (
-            f"default-src 'none'; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}; "
-            "img-src data:; base-uri 'none'; form-action 'none'"
-        )
+        css, js = _inline_asset("report.css", "style"), _inline_asset("report.js", "script")
         title = f"triangulate review: {data.out_dir.resolve().name}"
-        legend = "".join(f'<li><span class="badge verdict-{v}">{v}</span></li>' for v in VERDICTS)
-        self.out(
-            "<!DOCTYPE html>\n",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f'<meta name="generator" content="triangulate {esc(__version__)}; record schema '
-            f'{esc(SCHEMA_VERSION)}; table schema {esc(TABLE_SCHEMA_VERSION)}">',
-            f"<title>{esc(title)}</title>",
-            f"<style>{css}</style></head><body>",
-            '<header class="page">',
-            f"<h1>{esc(title)}</h1>",
-            '<p class="summary">',
-            f'<strong id="incident-count">{len(incidents)}</strong> incidents · ',
-            f'<strong id="record-count">{len(data.records)}</strong> records · ',
-            f'<span id="conflict-count">{n_conflicts}</span> conflicts · ',
-            f'<strong id="failure-count">{len(data.failures)}</strong> failures</p>',
-            '<label class="filter"><input type="checkbox" id="conflicts-only"> Conflicts only</label>',
-            f'<ul class="legend" aria-label="verdicts">{legend}</ul>',
-            "</header><main>",
-        )
-        if data.warnings:
-            self.out('<div class="warnings"><ul>')
-            self.out(*(f"<li>{esc(w)}</li>" for w in data.warnings))
-            self.out("</ul></div>")
-        if not incidents:
-            self.out('<p class="none">No incidents: the run has no records yet.</p>')
         # Most contradicted first: that is where a reviewer's time goes.
-        for incident in sorted(incidents, key=_review_order):
-            self.incident(incident)
-        self.failures()
-        self.out(
-            "</main>",
-            f'<script type="application/json" id="triangulate-data">{_json_for_script({"texts": self.texts})}'
-            "</script>",
-            f"<script>{js}</script></body></html>\n",
+        incidents = [self.incident(i) for i in sorted(data.incidents.incidents, key=_review_order)]
+        return PageView(
+            title=title,
+            generator=f"triangulate {__version__}; record schema {SCHEMA_VERSION}; "
+            f"table schema {TABLE_SCHEMA_VERSION}",
+            csp=f"default-src 'none'; style-src {css.csp_hash}; script-src {js.csp_hash}; "
+            "img-src data:; base-uri 'none'; form-action 'none'",
+            css=css,
+            js=js,
+            n_incidents=len(incidents),
+            n_records=len(data.records),
+            n_conflicts=len(data.incidents.conflicts),
+            n_failures=len(data.failures),
+            verdicts=VERDICTS,
+            warnings=list(data.warnings),
+            incidents=incidents,
+            failures=[self.failure(f) for f in data.failures],
+            texts=self.texts,
         )
-        return "".join(self.parts)
 
 
 def _review_order(incident: Incident) -> tuple[int, int, str]:
@@ -321,24 +387,21 @@ def _review_order(incident: Incident) -> tuple[int, int, str]:
     return (-contradictions, -flagged, incident.id)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def _short(article_id: str) -> str:
     return article_id.removeprefix("sha256:")[:10]
 
 
-def _link(url: str) -> str:
-    # Only web links become clickable: a javascript: or data: URL in untrusted metadata stays text.
-    if url.lower().startswith(("http://", "https://")):
-        return f'<a href="{esc(url)}" rel="noopener noreferrer nofollow">{esc(url)}</a>'
-    return esc(url)
+# --------------------------------------------------------------------------- the page
+
+
+def page_view(data: RunData) -> PageView:
+    """What the review page shows for a loaded run, as plain data (no markup)."""
+    return _Views(data).page()
 
 
 def render_report(data: RunData) -> str:
     """The review page for a loaded run, as one HTML string."""
-    return _Page(data).render()
+    return report_environment().get_template(TEMPLATE).render(page=page_view(data))
 
 
 def write_report(out_dir: Path, html_path: Path | None = None) -> Path:
@@ -353,4 +416,4 @@ def write_report(out_dir: Path, html_path: Path | None = None) -> Path:
     return target
 
 
-__all__: Sequence[str] = ["render_report", "write_report", "utf16_offset"]
+__all__: Sequence[str] = ["page_view", "render_report", "report_environment", "utf16_offset", "write_report"]
