@@ -425,7 +425,7 @@ def test_run_exits_2_when_nothing_is_done_or_flags_are_wrong(
     assert main(["run", str(tmp_path / "empty"), "--out", out, "--model", MODEL, "--concurrency", "0"]) == 2
     assert main(["run", str(tmp_path / "empty"), "--out", out, "--model", MODEL, "--rpm", "-5"]) == 2
     assert main(["retry-failed", str(tmp_path / "never-ran"), "--model", MODEL]) == 2
-    assert "--concurrency must be at least 1" in capsys.readouterr().err
+    assert "error: invalid value for '--concurrency'" in capsys.readouterr().err
     assert cli_server.requests == []
 
 

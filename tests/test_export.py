@@ -488,7 +488,7 @@ def test_export_refuses_a_run_folder_another_command_holds_and_writes_nothing(
     assert rc == 2
     err = capsys.readouterr().err
     assert re.fullmatch(
-        rf"triangulate export: {re.escape(str(run_dir))} is in use by `triangulate run` "
+        rf"error: {re.escape(str(run_dir))} is in use by `triangulate run` "
         rf"\(pid {os.getpid()}, since \d\d:\d\d\); wait for it to finish\n",
         err,
     ), err

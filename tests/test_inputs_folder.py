@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from fault_server import FaultServer
 
-from pipeline.cli.main import build_parser, main
+from pipeline.cli.main import main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL = "fault-stub"
@@ -210,15 +210,20 @@ def test_run_refuses_an_article_over_max_article_bytes_with_a_row_naming_the_fla
 
 
 def test_max_article_bytes_defaults_to_2_mib_and_must_be_at_least_one_byte(
-    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    parser = build_parser()
-    assert parser.parse_args(["run", "in", "--out", "out"]).max_article_bytes == 2 * 1024 * 1024
-    assert (
-        parser.parse_args(["run", "in", "--out", "out", "--max-article-bytes", "5000"]).max_article_bytes
-        == 5000
-    )
-    with pytest.raises(SystemExit) as exit_info:
-        parser.parse_args(["run", "in", "--out", "out", "--max-article-bytes", "0"])
-    assert exit_info.value.code == 2
-    assert "--max-article-bytes: must be a whole number of bytes, at least 1" in capsys.readouterr().err
+    from pipeline.batch import runner
+
+    limits: list[int] = []
+
+    def run(options: Any) -> int:
+        limits.append(options.max_article_bytes)
+        return 0
+
+    monkeypatch.setattr(runner, "run", run)
+    assert main(["run", "in", "--out", "out"]) == 0
+    assert main(["run", "in", "--out", "out", "--max-article-bytes", "5000"]) == 0
+    assert limits == [2 * 1024 * 1024, 5000]
+    assert main(["run", "in", "--out", "out", "--max-article-bytes", "0"]) == 2
+    assert limits == [2 * 1024 * 1024, 5000]
+    assert "'--max-article-bytes': must be a whole number of bytes, at least 1" in capsys.readouterr().err

@@ -431,15 +431,25 @@ def test_unknown_embedded_names_list_the_known_ones() -> None:
         pass
 
 
-def test_the_embedded_flag_only_takes_registered_names(capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli.main import build_parser
+def test_the_embedded_flag_only_takes_registered_names(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.batch import runner
+    from pipeline.cli.main import main
 
-    parser = build_parser()
-    args = parser.parse_args(["run", "a.txt", "--out", "o", "--embedded", "qwen2.5-coder-0.5b"])
-    assert args.embedded == "qwen2.5-coder-0.5b"
-    assert parser.parse_args(["run", "a.txt", "--out", "o"]).embedded is None
-    with pytest.raises(SystemExit):
-        parser.parse_args(["run", "a.txt", "--out", "o", "--embedded", "nope"])
+    chosen: list[str | None] = []
+
+    def run(options: Any) -> int:
+        chosen.append(options.embedded)
+        return 0
+
+    monkeypatch.setattr(runner, "run", run)
+    monkeypatch.delenv("TRIANGULATE_EMBEDDED", raising=False)
+    assert main(["run", "a.txt", "--out", "o", "--embedded", "qwen2.5-coder-0.5b"]) == 0
+    assert main(["run", "a.txt", "--out", "o"]) == 0
+    assert chosen == ["qwen2.5-coder-0.5b", None]
+    assert main(["run", "a.txt", "--out", "o", "--embedded", "nope"]) == 2
+    assert chosen == ["qwen2.5-coder-0.5b", None]
     assert "qwen2.5-coder-1.5b" in capsys.readouterr().err
 
 

@@ -91,7 +91,7 @@ def export_command(
             try:
                 stack.enter_context(run_folder_lock(out_dir, command="export", wait=wait))
             except RunFolderBusy as busy:
-                print(f"triangulate export: {busy}; wait for it to finish", file=sys.stderr)
+                print(f"error: {busy}; wait for it to finish", file=sys.stderr)
                 return 2
             except OSError as exc:
                 if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -122,7 +122,7 @@ def _export_locked(out_dir: Path, formats: list[str], to: Path | None, db: str |
             db_counts = _export_to_db(data, db)
             print(f"database: {db_counts.summary()}")
     except ExportError as exc:
-        print(f"triangulate export: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -132,7 +132,7 @@ def report_command(out_dir: Path, html: Path | None = None) -> int:
     try:
         target = write_report(out_dir, html)
     except ExportError as exc:
-        print(f"triangulate report: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {target}")
     return 0
@@ -157,7 +157,7 @@ def eval_command(records_path: Path, gold_path: Path, *, json_out: Path | None =
         gold = load_gold(gold_path)
         report = score_records(records, gold, unreadable_lines=bad)
     except (OSError, ValueError) as exc:
-        print(f"triangulate eval: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_report(report))
     if json_out is not None:

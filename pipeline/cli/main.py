@@ -1,289 +1,489 @@
-"""The ``triangulate`` command line.
+"""The ``triangulate`` command line, on click.
 
-Each subcommand parses its flags here and hands off to the module that does
-the work; no pipeline logic lives in this file.
+Each command turns its flags into typed values and hands off to the module that does the work
+(:mod:`pipeline.batch.runner`, :mod:`pipeline.cli.commands`); no pipeline logic lives here. Those
+modules are imported inside the commands, so ``triangulate --help`` does not load them.
+
+:func:`main` runs click in non-standalone mode so that it returns the exit code instead of
+leaving the interpreter (the tests call it directly) and so that every error, click's own
+usage errors included, reaches the user in one form: a single ``error: ...`` line.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
+import click
+from click.core import ParameterSource
+
+from pipeline import __version__
 from pipeline.extract.plans import PLAN_NAMES
+from pipeline.extract.providers import DEFAULT_EMBEDDED_CHOICE, EMBEDDED_ENV, EMBEDDED_MODELS
 from schemas.options import DEFAULT_MAX_ARTICLE_BYTES, RunOptions
 
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
-def _cmd_schema(args: argparse.Namespace) -> int:
+MODEL_ENV = "TRIANGULATE_MODEL"
+CONCURRENCY_ENV = "TRIANGULATE_CONCURRENCY"
+DB_ENV = "TRIANGULATE_DB"
+
+# Paths are only parsed here, never checked: each command reports a missing input or run folder
+# in its own words and with its own exit code.
+PATH = click.Path(path_type=Path)
+
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+Decorated = TypeVar("Decorated", bound=Callable[..., Any])
+
+
+class ByteCount(click.ParamType[int, Any]):
+    """A whole number of bytes, at least 1 (``--max-article-bytes``)."""
+
+    name = "bytes"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and value >= 1:
+            return value
+        try:
+            count = int(value)
+        except (TypeError, ValueError):
+            count = 0
+        if count < 1:
+            self.fail("must be a whole number of bytes, at least 1", param, ctx)
+        return count
+
+
+def _embedded_flag_only(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Keep ``--embedded`` from the command line; drop the value click read from the environment.
+
+    The provider reads TRIANGULATE_EMBEDDED itself, and it means less than the flag: the variable
+    picks which embedded model runs *if* the embedded engine is chosen, while ``--embedded`` also
+    chooses the engine (over ``--model`` or OPENAI_BASE_URL) and clashes with ``--gguf``. Handing
+    the variable's value on as if typed would turn a shell default into that stronger request.
+    Click still reads the variable so that help names it and a misspelt model name fails here.
+    """
+    if param.name and ctx.get_parameter_source(param.name) is ParameterSource.ENVIRONMENT:
+        return None
+    return value
+
+
+def model_options(command: Decorated) -> Decorated:
+    """The flags that choose and drive the model, shared by ``run`` and ``retry-failed``."""
+    options = [
+        click.option(
+            "--model",
+            metavar="NAME",
+            envvar=MODEL_ENV,
+            show_envvar=True,
+            help="Model name at an OpenAI-compatible endpoint (OPENAI_BASE_URL / OPENAI_API_KEY). "
+            "Without it and without OPENAI_BASE_URL, the embedded model runs in-process.",
+        ),
+        click.option("--gguf", type=PATH, metavar="FILE", help="Run this GGUF file in the embedded engine."),
+        click.option(
+            "--embedded",
+            type=click.Choice(list(EMBEDDED_MODELS)),
+            metavar="NAME",
+            envvar=EMBEDDED_ENV,
+            show_envvar=True,
+            callback=_embedded_flag_only,
+            help=f"Run this embedded model in-process: {', '.join(EMBEDDED_MODELS)} "
+            f"(default {DEFAULT_EMBEDDED_CHOICE}). The environment variable only picks the model "
+            "for when the embedded engine runs; the flag also chooses the engine.",
+        ),
+        click.option(
+            "--max-reasks",
+            type=int,
+            metavar="N",
+            help="Re-asks after validation errors (default: the model's recommendation, "
+            "0 for the embedded models, else 2).",
+        ),
+        click.option(
+            "--max-transport-retries",
+            type=int,
+            default=5,
+            metavar="N",
+            help="Retries after 429/5xx replies and timeouts (default 5).",
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            default=300.0,
+            metavar="SECONDS",
+            help="Seconds per request (default 300).",
+        ),
+        click.option(
+            "--stop-after-connection-failures",
+            type=click.IntRange(min=0),
+            metavar="N",
+            help="Stop the run when N articles in a row fail because the endpoint cannot be reached "
+            "(connection refused or reset, DNS, timeouts); the rest stay pending. "
+            "0: never stop (default 5).",
+        ),
+        click.option(
+            "--temperature",
+            type=float,
+            default=0.0,
+            help="Sampling temperature (default 0).",
+        ),
+        click.option(
+            "--max-tokens",
+            type=int,
+            metavar="N",
+            help="Completion tokens per request (default: the model's recommendation, else 1024).",
+        ),
+        click.option(
+            "--plan",
+            type=click.Choice(sorted(PLAN_NAMES)),
+            help="Extraction plan (default flat: one call, values with sentence numbers, "
+            "one worked example).",
+        ),
+    ]
+    # Applied last to first so that --help lists them in the order written above.
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def batch_options(command: Decorated) -> Decorated:
+    """How hard ``run`` and ``retry-failed`` push the endpoint, and how much they say."""
+    options = [
+        click.option(
+            "--concurrency",
+            type=click.IntRange(min=1),
+            metavar="N",
+            envvar=CONCURRENCY_ENV,
+            show_envvar=True,
+            help="Requests in flight (default 4; 1 for the embedded model).",
+        ),
+        click.option(
+            "--rpm",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="N",
+            help="At most this many requests per minute.",
+        ),
+        click.option(
+            "--tpm",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="N",
+            help="At most this many tokens per minute.",
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _flag_problems(options: RunOptions) -> bool:
+    """Print each problem with the options as the flag that caused it; True when there were some.
+
+    Click's types already refuse these values; this backstop keeps the command line and
+    :meth:`RunOptions.problems` from drifting apart when a check is added to only one of them.
+    """
+    problems = options.problems()
+    for problem in problems:
+        name, _, rest = problem.partition(" ")
+        print(f"error: --{name.replace('_', '-')} {rest}", file=sys.stderr)
+    return bool(problems)
+
+
+@click.group(name="triangulate", context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="triangulate", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Cited incident records from news articles, reconciled across sources.
+
+    `run` reads articles and writes a run folder: one cited record per article, the incidents
+    they describe and the fields the sources disagree on; `show`, `report` and `export` read
+    that folder, `eval` scores records against gold annotations.
+
+    Examples:
+
+    \b
+        triangulate run examples/tempe-traffic-stop --out out/tempe
+        triangulate report out/tempe
+    """
+
+
+@cli.command("run", short_help="Extract one cited record per article, then reconcile.")
+@click.argument(
+    "paths",
+    nargs=-1,
+    required=True,
+    type=PATH,
+    metavar="PATH...",
+    help="Input files, folders or .jsonl feeds.",
+)
+@click.option(
+    "--out", type=PATH, required=True, metavar="DIR", help="Output directory (holds the run store)."
+)
+@batch_options
+@click.option("--refresh", is_flag=True, help="Ignore cached extractions and ask again.")
+@click.option(
+    "--db",
+    metavar="URL",
+    envvar=DB_ENV,
+    show_envvar=True,
+    help="Also write the dashboard tables to this database (postgresql://...).",
+)
+@click.option("--no-reconcile", is_flag=True, help="Skip the reconcile step.")
+@click.option(
+    "--max-article-bytes",
+    type=ByteCount(),
+    default=DEFAULT_MAX_ARTICLE_BYTES,
+    metavar="N",
+    help=f"Refuse (as a 'too-large' failure) an input file or JSONL line over N bytes "
+    f"(default {DEFAULT_MAX_ARTICLE_BYTES}, 2 MiB).",
+)
+@model_options
+def run_command(paths: tuple[Path, ...], out: Path, no_reconcile: bool, **flags: Any) -> int:
+    """Extract one cited incident record per article, then reconcile the records into incidents.
+
+    Reads .txt, .md and .html files, folders (recursively) and .jsonl feeds; asks the model for
+    one record per article, each value tied to the sentence that supports it; keeps every
+    outcome in the run store in DIR, so the same command resumes a run that stopped; and writes
+    records.jsonl, failures.jsonl, incidents.jsonl and conflicts.jsonl there. Without --model
+    or OPENAI_BASE_URL the embedded model runs in-process.
+
+    \b
+    Exit codes:
+      0  every article has a record
+      1  some failed (see retry-failed), or reconcile / the --db export failed
+      2  nothing done: no records, a usage error, or the endpoint cannot be used
+      3  the run store or the output folder cannot be written
+      130 interrupted
+
+    Examples:
+
+    \b
+        triangulate run examples/tempe-traffic-stop --out out/tempe
+        triangulate run articles/ feed.jsonl --out runs/march --model gpt-4.1-mini --concurrency 16
+        triangulate run articles/ --out runs/march --embedded qwen2.5-coder-0.5b
+    """
+    from pipeline.batch.runner import EXIT_NOTHING_DONE, run
+
+    options = RunOptions(command="run", out=out, paths=paths, reconcile=not no_reconcile, **flags)
+    return EXIT_NOTHING_DONE if _flag_problems(options) else run(options)
+
+
+@cli.command("retry-failed", short_help="Retry the articles that failed in a previous run.")
+@click.argument("out", type=PATH, metavar="DIR", help="The --out directory of the earlier run.")
+@batch_options
+@model_options
+def retry_failed_command(out: Path, **flags: Any) -> int:
+    """Ask the model again for every article the run store in DIR records as failed, then
+    reconcile; articles that already have a record are left alone. Takes the model flags of
+    `run`, so a failed run can be retried with a stronger model. Exit codes are those of `run`.
+
+    Examples:
+
+    \b
+        triangulate retry-failed out/tempe
+        triangulate retry-failed runs/march --model gpt-4.1 --max-reasks 3
+    """
+    from pipeline.batch.runner import EXIT_NOTHING_DONE, retry_failed
+
+    options = RunOptions(command="retry-failed", out=out, **flags)
+    return EXIT_NOTHING_DONE if _flag_problems(options) else retry_failed(options)
+
+
+@cli.command("reconcile", short_help="Merge records into incidents and flag disagreements.")
+@click.argument("records", type=PATH, metavar="RECORDS.jsonl", help="One incident record per line.")
+@click.option("--out", type=PATH, required=True, metavar="DIR", help="Where to write the incidents.")
+@click.option(
+    "--wait",
+    type=float,
+    default=0,
+    metavar="SECONDS",
+    help="Wait this long for a DIR another command is using (default: do not wait).",
+)
+def reconcile_cli(records: Path, out: Path, wait: float) -> int:
+    """Group records that describe the same incident, merge each group into one incident record
+    and flag every field the sources disagree on.
+
+    Writes incidents.jsonl and conflicts.jsonl in DIR and, when DIR has no run store,
+    records.jsonl, so that `report` and `export` accept DIR. Exit codes: 0 done, 1 some lines
+    were invalid (the rest reconciled), 2 nothing done.
+
+    Examples:
+
+    \b
+        triangulate reconcile examples/tempe-traffic-stop/gold_records.jsonl --out out/gold
+    """
+    from pipeline.cli.commands import reconcile_command
+
+    return reconcile_command(records, out, wait=wait)
+
+
+@cli.command("eval", short_help="Score records against gold annotations.")
+@click.argument("records", type=PATH, metavar="RECORDS.jsonl", help="The records to score.")
+@click.argument("gold", type=PATH, metavar="GOLD.json", help="The gold annotations.")
+@click.option("--json", "json_out", type=PATH, metavar="FILE", help="Also write the report as JSON here.")
+def eval_cli(records: Path, gold: Path, json_out: Path | None) -> int:
+    """Score extracted records field by field against hand-written gold annotations and print
+    the report. Exit codes: 0 scored, 2 an input cannot be read.
+
+    Examples:
+
+    \b
+        triangulate eval out/tempe/records.jsonl examples/tempe-traffic-stop/gold.json
+        triangulate eval out/tempe/records.jsonl gold.json --json out/tempe/eval.json
+    """
+    from pipeline.cli.commands import eval_command
+
+    return eval_command(records, gold, json_out=json_out)
+
+
+@cli.command("export", short_help="Write dashboard tables as Parquet/CSV or to a database.")
+@click.argument("out", type=PATH, metavar="DIR", help="A run directory.")
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["parquet", "csv", "sqlite"]),
+    multiple=True,
+    help="Write the tables as files in this format; repeat for several "
+    "(default parquet and csv when DIR has no run store and no --db is given).",
+)
+@click.option("--to", type=PATH, metavar="DIR", help="Directory for the files (default DIR/export).")
+@click.option(
+    "--db",
+    metavar="URL",
+    envvar=DB_ENV,
+    show_envvar=True,
+    help="Upsert the tables into this database (postgresql://...).",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=0,
+    metavar="SECONDS",
+    help="Wait this long for a DIR another command is using (default: do not wait).",
+)
+def export_cli(out: Path, formats: tuple[str, ...], to: Path | None, db: str | None, wait: float) -> int:
+    """Write the dashboard tables of a run (articles, records, field_values, incidents,
+    conflicts): into its run store, and as files or into a database when asked. Exit codes: 0 done, 1 the
+    run or a destination cannot take the export, 2 DIR is in use by another command.
+
+    Examples:
+
+    \b
+        triangulate export out/tempe --format parquet --format csv
+        triangulate export out/tempe --db postgresql://localhost/incidents
+    """
+    from pipeline.cli.commands import export_command
+
+    return export_command(out, formats=formats, to=to, db=db, wait=wait)
+
+
+@cli.command("report", short_help="Write the self-contained HTML review page.")
+@click.argument("out", type=PATH, metavar="DIR", help="A run directory.")
+@click.option("--html", type=PATH, metavar="FILE", help="Where to write the page (default DIR/report.html).")
+def report_cli(out: Path, html: Path | None) -> int:
+    """Write one self-contained HTML page for reviewing a run: each incident's merged record,
+    the flagged fields, and every value with the quote it came from. Exit codes: 0 written,
+    1 DIR is not a run.
+
+    Examples:
+
+    \b
+        triangulate report out/tempe
+        triangulate report out/tempe --html review/tempe.html
+    """
+    from pipeline.cli.commands import report_command
+
+    return report_command(out, html)
+
+
+@cli.command(
+    "show", short_help="Audit one article: the prompts, the raw model replies, and the record made from them."
+)
+@click.argument("out", type=PATH, metavar="DIR", help="A run directory (the --out of `run`).")
+@click.argument(
+    "article",
+    metavar="ARTICLE",
+    help="Article id, a unique id prefix (with or without 'sha256:'), a source path, or a file name.",
+)
+@click.option("--prompt", is_flag=True, help="Also print the full system prompt.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--all-runs", is_flag=True, help="Every stored exchange, not only the current outcome's.")
+def show_cli(out: Path, article: str, prompt: bool, as_json: bool, all_runs: bool) -> int:
+    """Print one article of a run: its metadata, every request sent to the model for its current
+    outcome (user prompt, raw reply), and each cited value with its grounding (or the failure).
+    Exit codes: 0 shown, 2 no such run or article.
+
+    Examples:
+
+    \b
+        triangulate show runs/tempe 01-valley-ledger.md
+        triangulate show runs/tempe sha256:3f9a --prompt
+        triangulate show runs/tempe 3f9a --json > article.json
+    """
+    from pipeline.cli.commands import show_command
+
+    return show_command(out, article, prompt=prompt, as_json=as_json, all_runs=all_runs)
+
+
+@cli.command("schema", short_help="Print the JSON Schema of the incident record.")
+@click.option("--record", is_flag=True, help="The stored record (with grounding and provenance).")
+@click.option(
+    "--contract",
+    is_flag=True,
+    help="What the model fills: flat values with sentence numbers (schemas/contract.py).",
+)
+def schema_cli(record: bool, contract: bool) -> int:
+    """Print the JSON Schema of the incident facts (the default), of the stored record, or of
+    the reply the model is asked for.
+
+    Examples:
+
+    \b
+        triangulate schema
+        triangulate schema --record > record.schema.json
+    """
+    import json
+
     from schemas import ArticleReading, IncidentFacts, IncidentRecord
 
-    model = ArticleReading if args.contract else IncidentRecord if args.record else IncidentFacts
+    model = ArticleReading if contract else IncidentRecord if record else IncidentFacts
     print(json.dumps(model.model_json_schema(), indent=2))
     return 0
 
 
-def _run_options(args: argparse.Namespace, command: str) -> RunOptions:
-    return RunOptions(
-        out=Path(args.out),
-        paths=tuple(getattr(args, "paths", ())),
-        command=command,
-        model=args.model,
-        gguf=args.gguf,
-        embedded=args.embedded,
-        plan=args.plan,
-        max_reasks=args.max_reasks,
-        max_tokens=args.max_tokens,
-        temperature=args.temperature,
-        max_transport_retries=args.max_transport_retries,
-        timeout=args.timeout,
-        concurrency=args.concurrency,
-        rpm=args.rpm,
-        tpm=args.tpm,
-        stop_after_connection_failures=args.stop_after_connection_failures,
-        refresh=bool(getattr(args, "refresh", False)),
-        reconcile=not getattr(args, "no_reconcile", False),
-        db=getattr(args, "db", None),
-        quiet=bool(args.quiet),
-        max_article_bytes=getattr(args, "max_article_bytes", DEFAULT_MAX_ARTICLE_BYTES),
-    )
-
-
-def _flag_problems(options: RunOptions) -> bool:
-    """Print each problem with the options as the flag that caused it; True when there were some."""
-    for problem in options.problems():
-        name, _, rest = problem.partition(" ")
-        print(f"error: --{name.replace('_', '-')} {rest}", file=sys.stderr)
-    return bool(options.problems())
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.batch.runner import EXIT_NOTHING_DONE, run
-
-    options = _run_options(args, "run")
-    return EXIT_NOTHING_DONE if _flag_problems(options) else run(options)
-
-
-def _cmd_retry_failed(args: argparse.Namespace) -> int:
-    from pipeline.batch.runner import EXIT_NOTHING_DONE, retry_failed
-
-    options = _run_options(args, "retry-failed")
-    return EXIT_NOTHING_DONE if _flag_problems(options) else retry_failed(options)
-
-
-def _cmd_reconcile(args: argparse.Namespace) -> int:
-    from pipeline.cli.commands import reconcile_command
-
-    return reconcile_command(args.records, args.out, wait=float(args.wait or 0))
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from pipeline.cli.commands import eval_command
-
-    return eval_command(args.records, args.gold, json_out=args.json_out)
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from pipeline.cli.commands import export_command
-
-    return export_command(
-        Path(args.out), formats=args.format or (), to=args.to, db=args.db, wait=float(args.wait or 0)
-    )
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.cli.commands import report_command
-
-    return report_command(Path(args.out), args.html)
-
-
-def _cmd_show(args: argparse.Namespace) -> int:
-    from pipeline.cli.commands import show_command
-
-    return show_command(
-        Path(args.out), args.article, prompt=args.prompt, as_json=args.json, all_runs=args.all_runs
-    )
-
-
-def parse_max_article_bytes(text: str) -> int:
-    """The argparse ``type`` of ``--max-article-bytes``: a whole number of bytes, at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a whole number of bytes, at least 1")
-    return value
-
-
-def _add_model_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument(
-        "--model",
-        help="Model name at an OpenAI-compatible endpoint (OPENAI_BASE_URL / OPENAI_API_KEY). "
-        "Without it and without OPENAI_BASE_URL, the embedded model runs in-process.",
-    )
-    group.add_argument("--gguf", type=Path, help="Run this GGUF file in the embedded engine.")
-    from pipeline.extract.providers import DEFAULT_EMBEDDED_CHOICE, EMBEDDED_ENV, EMBEDDED_MODELS
-
-    group.add_argument(
-        "--embedded",
-        choices=list(EMBEDDED_MODELS),
-        metavar="NAME",
-        help=f"Run this embedded model in-process: {', '.join(EMBEDDED_MODELS)} "
-        f"(default: ${EMBEDDED_ENV}, else {DEFAULT_EMBEDDED_CHOICE}). "
-        "Example: --embedded qwen2.5-coder-0.5b",
-    )
-    group.add_argument(
-        "--max-reasks",
-        type=int,
-        default=None,
-        help="Re-asks after validation errors (default: the model's recommendation, 0 for the "
-        "embedded models, else 2).",
-    )
-    group.add_argument(
-        "--max-transport-retries", type=int, default=5, help="Retries after 429/5xx/timeouts (default 5)."
-    )
-    group.add_argument("--timeout", type=float, default=300.0, help="Seconds per request (default 300).")
-    group.add_argument(
-        "--stop-after-connection-failures",
-        type=int,
-        default=None,
-        metavar="N",
-        help="Stop the run when N articles in a row fail because the endpoint cannot be reached "
-        "(connection refused or reset, DNS, timeouts); the rest stay pending. 0: never stop (default 5).",
-    )
-    group.add_argument("--temperature", type=float, default=0.0)
-    group.add_argument(
-        "--max-tokens",
-        type=int,
-        default=None,
-        help="Completion tokens per request (default: the model's recommendation, else 1024).",
-    )
-    group.add_argument(
-        "--plan",
-        choices=sorted(PLAN_NAMES),
-        default=None,
-        help="Extraction plan (default flat: one call, values with sentence numbers, one worked example).",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="triangulate",
-        description="Cited incident records from news articles, reconciled across sources.",
-    )
-    from pipeline import __version__
-
-    parser.add_argument("--version", action="version", version=f"triangulate {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("run", help="Extract one cited record per article, then reconcile.")
-    p.description = (
-        "Read articles (.txt/.md/.html files, folders recursively, .jsonl), extract one cited "
-        "incident record per article, and reconcile them into incidents."
-    )
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    p.add_argument("--out", type=Path, required=True, help="Output directory (holds the run store).")
-    p.add_argument(
-        "--concurrency", type=int, default=None, help="Requests in flight (default: 4, embedded: 1)."
-    )
-    p.add_argument("--rpm", type=float, default=None, help="Max requests per minute.")
-    p.add_argument("--tpm", type=float, default=None, help="Max tokens per minute.")
-    p.add_argument("--refresh", action="store_true", help="Ignore cached extractions and ask again.")
-    p.add_argument("--db", help="Also write dashboard tables to this database URL (postgresql://...).")
-    p.add_argument("--no-reconcile", action="store_true", help="Skip the reconcile step.")
-    p.add_argument("--quiet", "-q", action="store_true", help="No progress bar.")
-    p.add_argument(
-        "--max-article-bytes",
-        type=parse_max_article_bytes,
-        default=DEFAULT_MAX_ARTICLE_BYTES,
-        metavar="N",
-        help=f"Refuse (as a 'too-large' failure) an input file or JSONL line over N bytes "
-        f"(default {DEFAULT_MAX_ARTICLE_BYTES}, 2 MiB).",
-    )
-    _add_model_flags(p)
-    p.set_defaults(func=_cmd_run)
-
-    p = sub.add_parser("retry-failed", help="Retry the articles that failed in a previous run.")
-    p.add_argument("out", type=Path, metavar="DIR", help="The --out directory of the earlier run.")
-    p.add_argument("--concurrency", type=int, default=None)
-    p.add_argument("--rpm", type=float, default=None)
-    p.add_argument("--tpm", type=float, default=None)
-    p.add_argument("--quiet", "-q", action="store_true")
-    _add_model_flags(p)
-    p.set_defaults(func=_cmd_retry_failed)
-
-    p = sub.add_parser("reconcile", help="Merge records into incidents and flag disagreements.")
-    p.add_argument("records", type=Path, metavar="RECORDS.jsonl")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="Wait this long for a busy DIR.")
-    p.set_defaults(func=_cmd_reconcile)
-
-    p = sub.add_parser("eval", help="Score records against gold annotations.")
-    p.add_argument("records", type=Path, metavar="RECORDS.jsonl")
-    p.add_argument("gold", type=Path, metavar="GOLD.json")
-    p.add_argument("--json", dest="json_out", type=Path, help="Write the report as JSON here.")
-    p.set_defaults(func=_cmd_eval)
-
-    p = sub.add_parser("export", help="Write dashboard tables as Parquet/CSV or to a database.")
-    p.add_argument("out", type=Path, metavar="DIR", help="A run directory.")
-    p.add_argument("--format", choices=["parquet", "csv", "sqlite"], action="append")
-    p.add_argument("--to", type=Path, help="Directory for the files (default DIR/export).")
-    p.add_argument("--db", help="Database URL (postgresql://...) to upsert the tables into.")
-    p.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="Wait this long for a busy DIR.")
-    p.set_defaults(func=_cmd_export)
-
-    p = sub.add_parser("report", help="Write the self-contained HTML review page.")
-    p.add_argument("out", type=Path, metavar="DIR", help="A run directory.")
-    p.add_argument("--html", type=Path, help="Where to write the page (default DIR/report.html).")
-    p.set_defaults(func=_cmd_report)
-
-    p = sub.add_parser(
-        "show",
-        help="Audit one article: the prompts, the raw model replies, and the record made from them.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Print one article of a run: its metadata, every request sent to the model for\n"
-        "its current outcome (user prompt, raw reply), and each cited value with its grounding\n"
-        "(or the failure).",
-        epilog="examples:\n"
-        "  triangulate show runs/tempe 01-valley-ledger.md\n"
-        "  triangulate show runs/tempe sha256:3f9a --prompt\n"
-        "  triangulate show runs/tempe 3f9a --json > article.json",
-    )
-    p.add_argument("out", type=Path, metavar="DIR", help="A run directory (the --out of `run`).")
-    p.add_argument(
-        "article",
-        metavar="ARTICLE",
-        help="Article id, a unique id prefix (with or without 'sha256:'), a source path, or a file name.",
-    )
-    p.add_argument("--prompt", action="store_true", help="Also print the full system prompt.")
-    p.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
-    p.add_argument(
-        "--all-runs", action="store_true", help="Every stored exchange, not only the current outcome's."
-    )
-    p.set_defaults(func=_cmd_show)
-
-    p = sub.add_parser("schema", help="Print the JSON Schema of the incident record.")
-    p.add_argument("--record", action="store_true", help="The stored record (with grounding and provenance).")
-    p.add_argument(
-        "--contract",
-        action="store_true",
-        help="What the model fills: flat values with sentence numbers (schemas/contract.py).",
-    )
-    p.set_defaults(func=_cmd_schema)
-    return parser
+def _one_line(message: str) -> str:
+    """``message`` on one line, starting lowercase like the rest of our errors (click capitalises)."""
+    text = " ".join(message.split()).rstrip(".")
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run ``triangulate`` with ``argv`` (default: the process's arguments); return the exit code."""
     try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
+        result = cli.main(
+            args=None if argv is None else list(argv), prog_name="triangulate", standalone_mode=False
+        )
+    except click.exceptions.NoArgsIsHelpError as bare:
+        # `triangulate` with no command: the overview is the most useful answer, but it is
+        # still a command line that did nothing.
+        print(bare.format_message(), file=sys.stderr)
+        return EXIT_USAGE
+    except click.UsageError as error:
+        where = error.ctx.command_path if error.ctx is not None else "triangulate"
+        print(f"error: {_one_line(error.format_message())}; try '{where} --help'", file=sys.stderr)
+        return EXIT_USAGE
+    except click.ClickException as error:
+        print(f"error: {_one_line(error.format_message())}", file=sys.stderr)
+        return error.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        # click turns Ctrl-C inside a command into Abort (after ending the terminal's ^C line).
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    # --help and --version end in click's Exit, which main returns as the code (0).
+    return int(result)
 
 
 if __name__ == "__main__":
