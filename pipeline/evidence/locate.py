@@ -34,6 +34,7 @@ from pipeline.evidence.attribute import (
     default_table,
     fold,
     person_name,
+    relayed_name,
     slugify,
 )
 from pipeline.evidence.ground import (
@@ -765,6 +766,26 @@ _INTRO = re.compile(
     re.IGNORECASE,
 )
 _LEADING = re.compile(rf"^(?P<who>[^;:!?\"\u201c\u201d]{{1,100}}?)\s+{_SAY}\b", re.IGNORECASE)
+# "The shooting was first reported by NBC Chicago": only an outlet is taken from it.
+_REPORTED_BY = re.compile(
+    rf"\breported\s+(?:by|in|on)\s+(?P<who>{_WHO}+?)(?=\s*(?:[,;:!?]|\.?\s*$)|\s+(?:on|that|which|and)\b)",
+    re.IGNORECASE,
+)
+# The line under an embedded post: "\u2014 Jane Roe (@janeroe) September 13, 2025".
+_POST_SIGNATURE = re.compile(
+    r"^\s*[\u2014\u2013-]{1,2}\s*(?P<name>[^()@\n]{0,80}?)\s*\(\s*(?P<handle>@\w{1,30})\s*\)"
+)
+# A sentence this many sentences or more before a post's signature is not part of the post.
+MAX_POST_SENTENCES = 8
+# "who spoke on condition of anonymity", "who was not authorized to speak publicly": the
+# clause that makes a speaker anonymous, often set off by commas between speaker and verb.
+_ANONYMITY = re.compile(
+    r",?\s*(?P<clause>(?:who\s+)?(?:(?:spoke|speaking|talked|talking)\b[^,.;]{0,40}?\bcondition\s+of\s+"
+    r"anonymity|(?:was|were|is|are)\s+not\s+authori[sz]ed\s+to\b|(?:requested|asked\s+for|was\s+granted|"
+    r"were\s+granted|granted)\s+anonymity|(?:asked|declined|requested)\s+(?:not\s+)?to\s+be\s+"
+    r"(?:named|identified))[^,;]*?)\s*(?=[,;]|\.?\s*$)",
+    re.IGNORECASE,
+)
 
 _WITNESS_NOUNS = frozenset(
     {"witness", "witnesses", "eyewitness", "eyewitnesses", "bystander", "bystanders", "passerby", "onlooker"}
@@ -796,6 +817,8 @@ _NOT_SAYING = _word_set("not never declined refused did does do would will could
 _NOT_SAYING |= _word_set("is are was were be been being")  # "the man was armed": a claim, not a speaker
 # Words that open what was said rather than who said it ("said her son was unarmed").
 _OBJECT_WORDS = _word_set("her him his them their its this these those there")
+# "His mother said", "their cousin told reporters": a relative, though the phrase opens like an object.
+_KIN_POSSESSIVES = _word_set("his her their")
 # Auxiliaries and adverbs between a speaker and the verb ("Police have said", "DHS also said").
 _BEFORE_VERB = re.compile(r"(?:\s+(?:has|have|had|also|later|previously|earlier|again|repeatedly))+$", re.I)
 UNNAMED_SPEAKER = "unnamed speaker"
@@ -804,42 +827,78 @@ _NO_SPEAKER = frozenset({"outlet", "statement", UNNAMED_SPEAKER})
 MAX_SPEAKER_WORDS = 10
 
 
-def attribution_for(sentence: Sentence, *, table: SpeakerTable | None = None) -> str:
+def attribution_for(
+    sentence: Sentence,
+    *,
+    table: SpeakerTable | None = None,
+    following: Sequence[Sentence] = (),
+    text: str | None = None,
+) -> str:
     """Who ``sentence`` says asserts what it states, as the article words it; "outlet" if nobody.
 
     Rules, first that applies:
 
-    1. "identified by relatives/family as ..." -> "family".
-    2. "the statement said/read/added" -> "statement" (which statement is for the caller).
-    3. A quotation's speaker: '"...," X said', '"...," said X'.
-    4. "according to X" (X up to the next comma, clause or sentence end).
-    5. ", X said." / ", X says," / ", X told reporters." / ", said X." after the clause.
-    6. "X said/told/confirmed/announced ..." at the start, after an optional lead-in
+    1. An embedded post's signature line ("\u2014 Jane Roe (@janeroe) September 13, 2025") ->
+       "Jane Roe (@janeroe)". With ``following`` (the sentences after this one) and ``text``
+       (the article), a sentence of the post's body is the post's too: the signature closes
+       its paragraph or opens the next one.
+    2. "identified by relatives/family as ..." -> "family".
+    3. "the statement said/read/added" -> "statement" (which statement is for the caller).
+    4. A quotation's speaker: '"...," X said', '"...," said X'.
+    5. "according to X" (X up to the next comma, clause or sentence end).
+    6. "reported by X" where X is a news outlet ("first reported by NBC Chicago").
+    7. ", X said." / ", X says," / ", X told reporters." / ", said X." after the clause.
+    8. "X said/told/confirmed/announced ..." at the start, after an optional lead-in
        ("In a statement, X said: ...", "On Friday, X said ...").
 
     X is returned as written, without a leading "the" and trailing punctuation, and only
-    if it looks like a speaker: the table knows an agency in it, it holds a person's name,
-    or it has a speaker word (police, officials, spokesperson, witness, ...). Then:
-    unnamed witnesses -> "witness"; unnamed relatives -> "family"; "the statement" ->
-    "statement"; a pronoun ("she said") -> "unnamed speaker"; "its"/"their" spokesperson
-    -> the agency the sentence names elsewhere ("a spokesperson for its field office" in
-    a sentence about the FBI -> "FBI").
+    if it looks like a speaker: the table knows an agency or an outlet in it, it holds a
+    person's name, or it has a speaker word (police, officials, spokesperson, witness, ...).
+    Then: a relayed report names the outlet ("a report by CBS News" -> "CBS News");
+    unnamed witnesses -> "witness"; unnamed relatives ("relatives", "his mother") ->
+    "family"; "the statement" -> "statement"; a pronoun ("she said") -> "unnamed speaker";
+    "its"/"their" spokesperson -> the agency the sentence names elsewhere ("a spokesperson
+    for its field office" in a sentence about the FBI -> "FBI"). A speaker the sentence
+    makes anonymous keeps that clause, without its commas ("A DHS official, who spoke on
+    condition of anonymity, said" -> "A DHS official who spoke on condition of anonymity"),
+    so that it is read as an anonymous official of that agency.
     """
     table = table or default_table()
-    text = sentence.text.strip()
+    words = sentence.text.strip()
+    signature = _post_signature(words)
+    if signature:
+        return signature
+    if text is not None:
+        post = _post_closing(sentence, following, text)
+        if post:
+            return post
+    anonymity = _ANONYMITY.search(words)
+    if anonymity is None:
+        return _attribution(words, table)
+    who = _attribution(words[: anonymity.start()] + words[anonymity.end() :], table)
+    if who in _NO_SPEAKER or who in {"witness", "family"}:
+        return who
+    return f"{who} {' '.join(anonymity['clause'].split())}"
+
+
+def _attribution(text: str, table: SpeakerTable) -> str:
     if _FAMILY_SOURCE.search(text):
         return "family"
     if _STATEMENT_SAID.search(text):
         return "statement"
     for pattern in (_AFTER_QUOTE, _INVERTED):
         for match in pattern.finditer(text):
-            who = _speaker_phrase(match["who"], text, table)
+            who = _speaker_phrase(match["who"], text, table, inverted=pattern is _INVERTED)
             if who:
                 return who
     for match in _ACCORDING.finditer(text):
         who = _speaker_phrase(match["who"], text, table)
         if who:
             return who
+    for match in _REPORTED_BY.finditer(text):
+        outlet = re.sub(r"^the\s+", "", match["who"].strip(), flags=re.IGNORECASE)
+        if table.outlet_named(outlet):
+            return outlet
     trailing = [_speaker_phrase(m["who"], text, table) for m in _TRAILING.finditer(text)]
     for who in reversed(trailing):
         if who:
@@ -854,19 +913,46 @@ def attribution_for(sentence: Sentence, *, table: SpeakerTable | None = None) ->
     return "outlet"
 
 
-def _speaker_phrase(raw: str, sentence_text: str, table: SpeakerTable) -> str | None:
-    """The speaker in ``raw`` as written, normalised as attribution_for describes, or None."""
+def _post_signature(text: str) -> str | None:
+    """ "Jane Roe (@janeroe)" from an embedded post's signature line, else None."""
+    match = _POST_SIGNATURE.match(text)
+    if match is None:
+        return None
+    name = " ".join(match["name"].split())
+    return f"{name} ({match['handle']})" if name else match["handle"]
+
+
+def _post_closing(sentence: Sentence, following: Sequence[Sentence], text: str) -> str | None:
+    """The signature of the embedded post whose body ``sentence`` is part of, if any."""
+    previous = sentence
+    for after in following[:MAX_POST_SENTENCES]:
+        signature = _post_signature(after.text)
+        if signature:
+            return signature
+        if _paragraph_break(text, previous.end, after.start):
+            return None  # only the paragraph right above a signature is the post
+        previous = after
+    return None
+
+
+def _speaker_phrase(
+    raw: str, sentence_text: str, table: SpeakerTable, *, inverted: bool = False
+) -> str | None:
+    """The speaker in ``raw`` as written, normalised as attribution_for describes, or None.
+
+    ``inverted``: ``raw`` follows the verb (", said X"), where "her son ..." may open what
+    was said rather than name who said it."""
     parts = re.split(r"\b(?:who|whom|which|that)\b", raw, flags=re.IGNORECASE)
     # "a Mexican national who the department said ...": the speaker follows the relative
     # pronoun; "a witness who was there said": it precedes it.
     for part in dict.fromkeys([parts[-1], parts[0]]):
-        who = _one_speaker_phrase(part, sentence_text, table)
+        who = _one_speaker_phrase(part, sentence_text, table, inverted=inverted)
         if who:
             return who
     return None
 
 
-def _one_speaker_phrase(raw: str, sentence_text: str, table: SpeakerTable) -> str | None:
+def _one_speaker_phrase(raw: str, sentence_text: str, table: SpeakerTable, *, inverted: bool) -> str | None:
     who = _BEFORE_VERB.sub("", raw.strip()).strip(",.;: \"'\u201c\u201d\u2018\u2019")
     who = re.sub(r"^the\s+", "", who, flags=re.IGNORECASE)
     words = who.split()
@@ -877,9 +963,17 @@ def _one_speaker_phrase(raw: str, sentence_text: str, table: SpeakerTable) -> st
         return UNNAMED_SPEAKER
     if fold(who) in {"statement", "a statement"}:
         return "statement"
+    relayed = relayed_name(who)
+    if relayed and relayed != who and table.outlet_named(relayed):
+        return relayed  # "a report by CBS News": the outlet relayed
+    name = _speaker_name(who, table)
+    kin = fold(words[0]) in _KIN_POSSESSIVES and bool(folded_words & _FAMILY_NOUNS)
+    # After the verb only a short phrase is a relative ('," said his sister.'); a longer one
+    # is what was said (", said her son had a gun").
+    if kin and (not inverted or len(words) <= 3):
+        return who if name else "family"  # "His mother said", "Her son, Mateo Ruiz, said"
     if fold(words[0]) in _OBJECT_WORDS:
         return None  # "said her son ...": the start of what was said, not a speaker
-    name = _speaker_name(who, table)
     if name is None and folded_words & _WITNESS_NOUNS:
         return "witness"
     if name is None and folded_words & _FAMILY_NOUNS:
@@ -888,7 +982,7 @@ def _one_speaker_phrase(raw: str, sentence_text: str, table: SpeakerTable) -> st
         agency = _agency_surface(sentence_text.replace(who, " "), table)
         if agency:
             return agency
-    if table.agency_in(who) or name or folded_words & _SPEAKER_NOUNS:
+    if table.agency_in(who) or table.outlet_named(who) or name or folded_words & _SPEAKER_NOUNS:
         return who
     return None
 
