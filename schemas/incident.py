@@ -16,10 +16,31 @@ from typing_extensions import TypedDict
 
 from schemas.record import GroundingStatus, IncidentFacts
 
-Verdict = Literal["agreed", "variant", "more-specific", "contradiction", "single-source", "not-reported"]
+# ``same`` and ``partial`` are given to statements only (``statements[i].quote``,
+# ``statements[i].speaker``): a quotation is words someone said, so articles
+# quoting more or less of it never contradict one another.
+Verdict = Literal[
+    "agreed",
+    "variant",
+    "more-specific",
+    "contradiction",
+    "single-source",
+    "not-reported",
+    "same",
+    "partial",
+]
 
 # Verdicts a reviewer should look at; these become rows of conflicts.jsonl.
-FLAGGED_VERDICTS: tuple[Verdict, ...] = ("variant", "more-specific", "contradiction", "single-source")
+# ``partial`` is shown because an excerpt can change what a statement seems to
+# say ("the agent fired" without "fearing for his life"), yet it is never a
+# contradiction: no count of contradictions includes it.
+FLAGGED_VERDICTS: tuple[Verdict, ...] = (
+    "variant",
+    "more-specific",
+    "contradiction",
+    "single-source",
+    "partial",
+)
 
 Scalar = str | int | float | bool | None
 

@@ -15,7 +15,7 @@ from pipeline.cli.main import main as cli_main
 from pipeline.ingest.sources import iter_sources
 from pipeline.reconcile.merge import reconcile, reconcile_to_dir, write_outputs
 from schemas.article import Article
-from schemas.incident import FieldVerdict, Incident
+from schemas.incident import FLAGGED_VERDICTS, FieldVerdict, Incident
 from schemas.record import IncidentRecord
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tempe-traffic-stop"
@@ -92,6 +92,8 @@ def test_the_copied_dhs_statement_is_one_independent_source() -> None:
     statement = next(
         f for f in incident.fields if f.path.endswith(".quote") and f.consensus == planted["statement"]
     )
+    # Three outlets quote the same words: the articles agree, the speaker counts once.
+    assert statement.verdict == "same"
     assert statement.n_articles == planted["n_articles"]
     assert statement.n_independent_sources == planted["n_independent_sources"]
     assert statement.values[0].article_ids == sorted(by_name[name] for name in planted["articles"])
@@ -348,7 +350,7 @@ def test_conflicts_file_has_one_line_per_flagged_field(tmp_path: Path) -> None:
     result = reconcile(gold_records())
     write_outputs(result, tmp_path)
     lines = [json.loads(line) for line in (tmp_path / "conflicts.jsonl").read_text().splitlines()]
-    flagged = [f for f in result.incidents[0].fields if f.verdict not in ("agreed", "not-reported")]
+    flagged = [f for f in result.incidents[0].fields if f.verdict in FLAGGED_VERDICTS]
     assert len(lines) == len(flagged)
     city = next(line for line in lines if line["path"] == "where.city")
     assert city["verdict"] == "more-specific"
@@ -463,8 +465,9 @@ def test_write_outputs_replaces_both_files_or_neither(tmp_path: Path) -> None:
     write_outputs(reconcile(gold_records()[:3]), tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     result = reconcile(gold_records())
+    not_a_conflict: Any = object()
     unwritable = ReconcileResult.model_construct(
-        incidents=result.incidents, conflicts=[*result.conflicts, object()]
+        incidents=result.incidents, conflicts=[*result.conflicts, not_a_conflict]
     )
     with pytest.raises(AttributeError):
         write_outputs(unwritable, tmp_path)

@@ -15,6 +15,12 @@ the field gets one verdict:
   "agents"; "7:30 a.m." within "morning");
 * ``contradiction``: at least two values that cannot both be true.
 
+Statements (``statements[i].quote`` / ``.speaker``) are judged by how the
+articles quote them, never as a contradiction: ``same`` (two or more articles,
+the same words), ``partial`` (some quote only part of it; the merged record
+holds the fullest quotation), ``single-source`` (one article) or
+``not-reported``. See ``_align_statements`` for what makes one statement.
+
 Only citations that are evidence decide a verdict; the others are listed
 with ``decides: false``. A record that was never grounded (``grounding`` is
 null, e.g. written by hand) counts as evidence: unchecked, not disproven.
@@ -261,29 +267,148 @@ def _align_agencies(records: Sequence[IncidentRecord]) -> list[_Slot]:
     return _order_slots(list(by_key.values()))
 
 
-def _align_statements(records: Sequence[IncidentRecord]) -> list[_Slot]:
-    slots: list[_Slot] = []
-    for index, record in enumerate(records):
-        for statement in record.statements:
-            if not statement.quote.strip():
-                continue
-            target = next(
-                (s for s in slots if any(quotes_match(statement.quote, other.quote) for _, other in s.items)),
-                None,
-            )
-            if target is None:
-                slots.append(_Slot([(index, statement)], len(slots)))
-            else:
-                target.items.append((index, statement))
-    return _order_slots(slots)
-
-
 def _order_slots(slots: list[_Slot]) -> list[_Slot]:
     """Most-reported item first; creation order (records sorted by article id) breaks ties.
     Within a slot, items follow record order, like every other citation list."""
     for slot in slots:
         slot.items.sort(key=lambda item: item[0])
     return sorted(slots, key=lambda s: (-len(s.records), s.created))
+
+
+# --------------------------------------------------------------------------- statements
+
+# Two quotations from one speaker are one statement, fully or partly quoted,
+# when they share a run of at least this many words (case, punctuation and
+# quote marks folded), or when the shorter lies wholly inside the longer. Six
+# words in the same order is about a clause: outlets excerpting one statement
+# share at least that, while one speaker's separate statements tend to share
+# only stock phrases shorter than that ("the investigation is ongoing").
+STATEMENT_RUN_WORDS = 6
+
+
+def _statement_speaker_id(statement: Statement, record: IncidentRecord) -> str:
+    """The speaker id a statement is compared by: the pipeline's, or a fallback."""
+    return statement.speaker_id or _statement_speaker(statement, record)
+
+
+def _same_speaker(a: str, b: str) -> bool:
+    """Whether two speaker ids can have made one statement.
+
+    Every comparison of statement speakers goes through here, so that an
+    identity authority (an agency hierarchy: a CBP spokesperson speaking for
+    DHS) can replace plain equality in this one place.
+    """
+    return a == b
+
+
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """A quotation as folded words, with what the overlap test needs precomputed."""
+
+    key: str  # quote_key: the words joined by single spaces
+    n: int
+    runs: frozenset[str]  # every run of STATEMENT_RUN_WORDS consecutive words
+
+    @property
+    def padded(self) -> str:
+        # Spaces on both sides make substring search match whole words only.
+        return f" {self.key} "
+
+
+def _words(quote: str) -> _Words:
+    key = quote_key(quote)
+    words = key.split()
+    size = STATEMENT_RUN_WORDS
+    return _Words(
+        key, len(words), frozenset(" ".join(words[i : i + size]) for i in range(len(words) - size + 1))
+    )
+
+
+def _overlap(a: _Words, b: _Words) -> bool:
+    """Whether two quotations of one speaker are one statement (see ``STATEMENT_RUN_WORDS``)."""
+    if not a.n or not b.n:
+        return False
+    short, long = (a, b) if a.n <= b.n else (b, a)
+    # Near-identical wording (a spelling, "U.S." / "US") counts too: what
+    # matched before word runs were compared still matches.
+    return short.padded in long.padded or not a.runs.isdisjoint(b.runs) or quotes_match(a.key, b.key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Quoted:
+    index: int  # of the record
+    statement: Statement
+    speaker: str
+    words: _Words
+
+
+def _align_statements(records: Sequence[IncidentRecord]) -> list[_Slot]:
+    """One slot per statement: the connected groups of a speaker's quotations that
+    contain or overlap one another, so a later quotation bridging two earlier ones
+    joins them. Every pair is compared, so the slots do not depend on record order."""
+    quoted = [
+        _Quoted(index, statement, _statement_speaker_id(statement, record), _words(statement.quote))
+        for index, record in enumerate(records)
+        for statement in record.statements
+        if statement.quote.strip()
+    ]
+    parent = list(range(len(quoted)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i: int, j: int) -> None:
+        parent[root(i)] = root(j)
+
+    # Leaders, quotations of six words or more that are evidence, form the
+    # statements among themselves. A short excerpt may fit several of a
+    # speaker's statements, and a quotation that is not evidence (not found in
+    # its article) must not join two statements, as such values neither link
+    # nor veto in clustering; so the others follow.
+    leads = [q.words.n >= STATEMENT_RUN_WORDS and _decides(q.statement.grounding) for q in quoted]
+    follows: dict[int, list[int]] = defaultdict(list)
+    for i, a in enumerate(quoted):
+        for j in range(i + 1, len(quoted)):
+            b = quoted[j]
+            if not _same_speaker(a.speaker, b.speaker):
+                continue
+            if not _overlap(a.words, b.words):
+                continue
+            if leads[i] and leads[j]:
+                union(i, j)
+            else:
+                follows[i].append(j)
+                follows[j].append(i)
+    # A follower joins the one statement it links to; linked to several, it
+    # stays apart, grouped only with other such followers it links to. Both
+    # read the groups of leaders alone, so neither depends on order.
+    homes = {i: {root(j) for j in partners if leads[j]} for i, partners in follows.items() if not leads[i]}
+    loose = {i for i, found in homes.items() if len(found) != 1}
+    for i, found in homes.items():
+        if len(found) == 1:
+            union(i, next(iter(found)))
+    for i in loose:
+        for j in follows[i]:
+            if j in loose:
+                union(i, j)
+
+    groups: dict[int, list[_Quoted]] = defaultdict(list)
+    for i, q in enumerate(quoted):
+        groups[root(i)].append(q)
+
+    def rank(group: list[_Quoted]) -> tuple[bool, int, tuple[str, str, str, str]]:
+        # Statements with evidence first, so merged.statements[i] is the
+        # consensus of statements[i]; then the most reported; then by content,
+        # never by record order.
+        first = min((records[q.index].article_id, q.words.key, q.speaker, q.statement.quote) for q in group)
+        has_evidence = any(_decides(q.statement.grounding) for q in group)
+        return (not has_evidence, -len({q.index for q in group}), first)
+
+    ordered = sorted(groups.values(), key=rank)
+    return [_Slot([(q.index, q.statement) for q in group], n) for n, group in enumerate(ordered)]
 
 
 # --------------------------------------------------------------------------- independence
@@ -402,12 +527,11 @@ def _judge_one(path: str, cite: _Cite) -> FieldDict:
 _UNGROUNDED_ONLY = "reported only by values whose quotes are not evidence (unfound or unsupported)"
 
 
-def _judge(path: str, cites: Sequence[_Cite]) -> FieldDict:
-    if not cites:
-        return _not_reported(path)
-    if len(cites) == 1:
-        return _judge_one(path, cites[0])
-    groups = _source_groups(cites)
+def _value_dicts(
+    cites: Sequence[_Cite], groups: Sequence[str]
+) -> tuple[list[FieldDict], dict[str, tuple[int, int]], dict[str, Normalized]]:
+    """Each distinct form with its citations (unranked); for the forms some evidence backs,
+    (independent sources, articles) among that evidence; and each form's normalisation."""
     by_form: dict[str, list[int]] = {}
     for i, cite in enumerate(cites):
         by_form.setdefault(cite.norm.form, []).append(i)
@@ -439,6 +563,16 @@ def _judge(path: str, cites: Sequence[_Cite]) -> FieldDict:
                 "citations": citations,
             }
         )
+    return values, deciding_stats, norms
+
+
+def _judge(path: str, cites: Sequence[_Cite]) -> FieldDict:
+    if not cites:
+        return _not_reported(path)
+    if len(cites) == 1:
+        return _judge_one(path, cites[0])
+    groups = _source_groups(cites)
+    values, deciding_stats, norms = _value_dicts(cites, groups)
     values.sort(key=lambda v: _rank_key(v, deciding_stats))
     n_sources = len({groups[i] for i, c in enumerate(cites) if c.decides})
     decisive_values = [v for v in values if v["form"] in deciding_stats]
@@ -458,20 +592,24 @@ def _judge(path: str, cites: Sequence[_Cite]) -> FieldDict:
             note = f"{relaying} articles relay one source"
     else:
         verdict, consensus, rule, note = _judge_values(path, decisive_values, norms, deciding_stats)
-    n_ungrounded = sum(1 for v in values if not v["decides"])
-    if n_ungrounded and verdict != "not-reported":
-        extra = f"{n_ungrounded} value(s) shown but not evidence"
-        note = f"{note}; {extra}" if note else extra
     return {
         "path": path,
         "verdict": verdict,
         "values": values,
         "consensus": consensus,
         "rule": rule,
-        "note": note,
+        "note": _ungrounded_note(note, values, verdict),
         "n_articles": len({c.article_id for c in cites}),
         "n_independent_sources": n_sources,
     }
+
+
+def _ungrounded_note(note: str | None, values: Sequence[FieldDict], verdict: Verdict) -> str | None:
+    n_ungrounded = sum(1 for v in values if not v["decides"])
+    if n_ungrounded and verdict != "not-reported":
+        extra = f"{n_ungrounded} value(s) shown but not evidence"
+        return f"{note}; {extra}" if note else extra
+    return note
 
 
 def judge_field(path: str, cites: Sequence[_Cite]) -> FieldVerdict:
@@ -528,6 +666,95 @@ def _count_low(norm: Normalized) -> int:
     return norm.data.low if isinstance(norm.data, CountRange) else 1 << 30
 
 
+# Statements are words someone said, judged by how the articles quote them,
+# never as a contradiction: one article quoting a clause and another the whole
+# statement disagree about nothing. The articles are the witnesses that it was
+# said, so ``same`` needs two articles; the independent sources are still the
+# speakers, so a statement relayed by five outlets counts one.
+
+
+def _covers(fuller: str, part: str) -> bool:
+    """Every word of ``part`` is in ``fuller``, in the same order (forms of quote_key):
+    an excerpt, or an excerpt with words cut out ("We acted ... to protect")."""
+    remaining = iter(fuller.split())
+    # ``in`` consumes the iterator up to the match, so the order is checked.
+    return all(word in remaining for word in part.split())
+
+
+def _judge_statement(path: str, cites: Sequence[_Cite], *, quote: bool) -> tuple[FieldDict, list[str]]:
+    """The verdict for a statement's quote (``quote``) or speaker across its articles,
+    and the forms the merged record carries: the fullest quotation first, then any
+    quotation holding words the fullest lacks, so that no quoted words are dropped."""
+    groups = _source_groups(cites)
+    values, stats, _ = _value_dicts(cites, groups)
+    words = {v["form"]: len(v["form"].split()) if quote else 0 for v in values}
+
+    def support(value: FieldDict) -> tuple[int, int, int, str]:
+        n_sources, n_articles = stats.get(value["form"], (0, 0))
+        return (-n_sources, -words[value["form"]], -n_articles, value["form"])
+
+    values.sort(key=support)
+    decisive = [v for v in values if v["form"] in stats]
+    deciding_articles = {c.article_id for c in cites if c.decides}
+    verdict: Verdict
+    consensus: Scalar = None
+    rule: str | None = None
+    note: str | None = None
+    forms: list[str] = []
+    if not decisive:
+        verdict, note = "not-reported", _UNGROUNDED_ONLY
+    else:
+        if quote:
+            fullest = sorted(decisive, key=lambda v: (-words[v["form"]], -stats[v["form"]][1], v["form"]))
+            forms = [fullest[0]["form"]]
+            for value in fullest[1:]:
+                if not any(_covers(form, value["form"]) for form in forms):
+                    forms.append(value["form"])
+        else:
+            forms = [decisive[0]["form"]]
+        top = next(v for v in decisive if v["form"] == forms[0])
+        consensus = top["value"]
+        whole = {c.article_id for c in cites if c.decides and c.norm.form == forms[0]}
+        # Articles that quote the statement only in part. An article that also
+        # carries the fullest quotation (a lede repeating a clause of it) is not one.
+        part_only = deciding_articles - whole
+        if len(deciding_articles) == 1:
+            verdict, rule = "single-source", "only source"
+        elif not quote:
+            # Several speaker ids only when _same_speaker accepts two (an agency and its parent).
+            verdict = "same" if len(decisive) == 1 else "variant"
+            rule = "all articles name the same speaker" if verdict == "same" else "most independent sources"
+        elif not part_only and len(forms) == 1:
+            verdict, rule = "same", "all articles quote the same words"
+        else:
+            verdict, rule = "partial", "fullest quotation"
+        notes = []
+        # Articles quoting words beyond the fullest quotation are told apart
+        # from those quoting a part of it: the two notes below.
+        beyond = {c.article_id for c in cites if c.decides and c.norm.form in forms[1:]}
+        if quote and (part_only - beyond):
+            notes.append(
+                f"{len(part_only - beyond)} of {len(deciding_articles)} articles quote only part of it"
+            )
+        if len(forms) > 1:
+            notes.append(
+                f"{len(forms) - 1} quotation(s) hold words the fullest lacks; "
+                "each is a further statement of the merged record"
+            )
+        note = "; ".join(notes) or None
+    field = {
+        "path": path,
+        "verdict": verdict,
+        "values": values,
+        "consensus": consensus,
+        "rule": rule,
+        "note": _ungrounded_note(note, values, verdict),
+        "n_articles": len({c.article_id for c in cites}),
+        "n_independent_sources": len({groups[i] for i, c in enumerate(cites) if c.decides}),
+    }
+    return field, forms
+
+
 # --------------------------------------------------------------------------- incidents
 
 
@@ -558,7 +785,7 @@ def _statement_cites(
         record: IncidentRecord = records[index]
         assert isinstance(statement, Statement)
         attribution = statement.speaker + (f" ({statement.affiliation})" if statement.affiliation else "")
-        speaker = statement.speaker_id or _statement_speaker(statement, record)
+        speaker = _statement_speaker_id(statement, record)
         said = _Cite(
             value=statement.speaker,
             norm=Normalized(speaker),
@@ -658,19 +885,28 @@ def _incident_dict(cluster: Cluster) -> dict[str, Any]:
     merged["agencies"] = [agency for agency in agencies if "name" in agency]
 
     merged["statements"] = []
+    further: list[dict[str, Any]] = []
     for slot_index, slot in enumerate(_align_statements(records)):
         speaker_cites, quote_cites = _statement_cites(records, slot, contexts)
-        speaker = add(f"statements[{slot_index}].speaker", speaker_cites)
-        quote = add(f"statements[{slot_index}].quote", quote_cites)
-        if quote is not None:
-            merged["statements"].append(
-                {
-                    "speaker": speaker["value"] if speaker else quote_cites[0].value,
-                    "quote": quote["value"],
-                    "speaker_id": quote["speaker"],
-                    "grounding": quote["grounding"],
-                }
-            )
+        said_by, _ = _judge_statement(f"statements[{slot_index}].speaker", speaker_cites, quote=False)
+        said, forms = _judge_statement(f"statements[{slot_index}].quote", quote_cites, quote=True)
+        fields.extend((said_by, said))
+        quote_values = {v["form"]: v["value"] for v in said["values"]}
+        for n, form in enumerate(forms):
+            cite = _best_cite(quote_cites, form)
+            assert cite is not None  # every form comes from a citation
+            statement = {
+                # Speaker and quote citations share their evidence, so a quote
+                # with a consensus has a speaker with one.
+                "speaker": said_by["consensus"],
+                "quote": quote_values[form],
+                "speaker_id": cite.speaker,
+                "grounding": cite.grounding,
+            }
+            # The fullest quotation of each statement stays at its slot's
+            # index; quotations reaching beyond it follow all of them.
+            (merged["statements"] if n == 0 else further).append(statement)
+    merged["statements"].extend(further)
 
     _set_precisions(merged, fields)
     return {
