@@ -1,7 +1,8 @@
 """The field registry: every field of the incident record with its declared kind.
 
 Derived from the schema (``schemas/record.py`` declares a :class:`~schemas.kinds.Kind`
-on each field), never written out by hand. Grounding, evidence, reconcile, eval
+on each field, or the field gets the default kind for its value type,
+:data:`~schemas.kinds.DEFAULT_KINDS`), never written out by hand. Grounding, evidence, reconcile, eval
 and the tables all read their field lists from here.
 
 Paths are templates: ``"where.city"``, ``"subjects[].name"`` (``[]`` stands for
@@ -19,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.kinds import Kind, KindName
+from schemas.kinds import DEFAULT_KINDS, Kind, KindName
 from schemas.record import Cited, IncidentFacts
 
 
@@ -42,6 +43,8 @@ class FieldSpec:
     """A ``Cited`` value (value, quote, attribution); False for a statement's plain fields."""
     in_list: bool
     """Part of a list section (agencies, subjects, statements)."""
+    declared: bool = True
+    """Its kind is declared on the schema; False when it is the default for its value type."""
 
     @property
     def plain_path(self) -> str:
@@ -78,13 +81,22 @@ def _walk(model: type[BaseModel], prefix: str, section: str, in_list: bool) -> I
         if isinstance(annotation, type) and issubclass(annotation, BaseModel) and not is_cited(annotation):
             yield from _walk(annotation, path, top, in_list)
             continue
-        kinds = [meta for meta in info.metadata if isinstance(meta, Kind)]
-        if not kinds:
+        kinds = [meta.name for meta in info.metadata if isinstance(meta, Kind)]
+        kind = kinds[0] if kinds else _default_kind(annotation)
+        if kind is None:
             raise UndeclaredKind(
-                f"{model.__name__}.{name} ({path}) has no Kind: declare one in schemas/record.py, "
-                'e.g. Annotated[Cited[str] | None, Kind("summary")]'
+                f"{model.__name__}.{name} ({path}) has no Kind and no default one for its type: "
+                'declare one in schemas/record.py, e.g. Annotated[Cited[str] | None, Kind("summary")]'
             )
-        yield FieldSpec(path, kinds[0].name, top, name, is_cited(annotation), in_list)
+        yield FieldSpec(path, kind, top, name, is_cited(annotation), in_list, declared=bool(kinds))
+
+
+def _default_kind(annotation: Any) -> KindName | None:
+    """The kind a field without one gets: only a ``Cited`` value of a type in DEFAULT_KINDS has one."""
+    if not is_cited(annotation):
+        return None
+    value_type = unwrap_optional(annotation.model_fields["value"].annotation)
+    return DEFAULT_KINDS.get(value_type) if isinstance(value_type, type) else None
 
 
 @cache

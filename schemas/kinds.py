@@ -7,7 +7,12 @@ Each field of the record carries a :class:`Kind` in its ``Annotated`` metadata::
 Every stage that treats fields differently (evidence, grounding, reconcile,
 eval, tables) reads the kind from there through :mod:`schemas.fields`; none
 keeps its own list of fields. Adding a field is one line in ``schemas/`` (plus
-its guidance in the prompt, if the model should fill it).
+its guidance in the prompt, if the model should fill it). What each kind does
+is its strategy in :mod:`pipeline.kinds.strategies`.
+
+A cited field that declares no kind gets the default for its value type
+(:data:`DEFAULT_KINDS`), so ``race: Cited[str] | None = None`` is a field of
+kind ``category``; a field the defaults cannot classify is refused.
 """
 
 from __future__ import annotations
@@ -46,3 +51,15 @@ class Kind:
     """The kind of a record field (see :data:`KindName`), put in its ``Annotated`` metadata."""
 
     name: KindName
+
+
+DEFAULT_KINDS: dict[type, KindName] = {
+    # A bare string fact is most often a short label ("male", "Hispanic", "vehicle").
+    # "category" rather than "summary": two labels that differ are flagged as a
+    # contradiction for review, where summaries would pass as variants of one
+    # another; and its evidence check tolerates paraphrase, so a label stated in
+    # other words is left unchecked, never marked unsupported.
+    str: "category",
+    bool: "boolean",
+}
+"""The kind of a ``Cited`` field that declares none, by the type of its value."""

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.cli.main import main
-from pipeline.outputs.evaluate import normalize_value, resolve_field, score_records
+from pipeline.kinds.normalize import FIELD_KINDS, Relation, ValueContext, normalize_value, relate, template_of
+from pipeline.outputs.evaluate import comparison_key, resolve_field, score_records
 from schemas.record import (
     Agency,
     Cited,
@@ -85,43 +89,108 @@ def scores_by_field(report: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------
-# Normalization
+# What counts as the same value: reconcile's form
 # --------------------------------------------------------------------------
 
+# (field key, got, gold): one value as reconcile reads it.
+SAME_VALUE = [
+    ("where.city", "HARLOW", "Harlow"),
+    ("subjects[0].name", "Jose Pena-Whitlock", "Jos\u00e9 Pe\u00f1a-Whitlock"),
+    ("when.date", "March 10, 2026", "2026-03-10"),
+    ("when.date", "Mar 10th 2026", "2026-03-10"),
+    ("officers.count_fired", "one", "1"),
+    ("officers.count_fired", "the agent", "1"),
+    ("subjects[0].age", "thirty-four", 34),
+    ("subjects[0].age", "34", 34),
+    ("officers.count_fired", "agents", "plural"),
+    ("officers.count_fired", "several", "plural"),
+    ("subjects[0].place_of_death", "at a hospital", "at the hospital"),
+    ("agencies[].name", "Border Patrol", "U.S. Border Patrol"),
+    ("agencies[].name", "Department of Homeland Security", "DHS"),
+    ("subjects[0].gender", "man", "male"),
+    ("subjects[0].outcome", "died", "killed"),
+    ("where.state", "Ariz.", "Arizona"),
+    ("where.place", "Apache Blvd. & McClintock Dr.", "Apache Boulevard and McClintock Drive"),
+    ("what.operation_name", "Sonoran Sweep", "Operation Sonoran Sweep"),
+    ("officers.condition", "in stable condition", "stable condition"),
+]
+# (field key, got, gold): two values, though reconcile may call one a variant or a refinement of the other.
+DIFFERENT_VALUES = [
+    ("where.city", "Phoenix", "Tempe"),
+    ("where.city", "Phoenix area", "Phoenix"),
+    ("subjects[0].place_of_death", "at the scene", "at the hospital"),
+    ("when.date", "2026-03-11", "2026-03-10"),
+    ("when.date", "2026-03", "2026-03-10"),
+    ("officers.count_fired", "2", "1"),
+    ("officers.count_fired", "agents", "1"),
+    ("subjects[0].name", "Quintero-Alvares", "Quintero-Alvarez"),
+    ("subjects[0].name", "Quintero", "Rafael Quintero-Alvarez"),
+    ("officers.injuries", "severe injuries", "serious injuries"),
+    ("when.time_of_day", "7:45 a.m.", "morning"),
+    ("what.event_type", "fatal shooting", "shooting"),
+]
 
-@pytest.mark.parametrize(
-    ("got", "gold"),
-    [
-        ("HARLOW", "Harlow"),
-        ("Jose Pena-Whitlock", "Jos\u00e9 Pe\u00f1a-Whitlock"),
-        ("March 10, 2026", "2026-03-10"),
-        ("Mar 10th 2026", "2026-03-10"),
-        ("one", "1"),
-        ("thirty-four", 34),
-        ("34", 34),
-        ("agents", "plural"),
-        ("several", "plural"),
-        ("at a hospital", "at the hospital"),
-        ("Border Patrol", "U.S. Border Patrol"),
-    ],
+
+@pytest.mark.parametrize(("key", "got", "gold"), SAME_VALUE)
+def test_values_reconcile_reads_as_one_are_graded_equal(key: str, got: Any, gold: Any) -> None:
+    assert comparison_key(key, got) == comparison_key(key, gold)
+
+
+@pytest.mark.parametrize(("key", "got", "gold"), DIFFERENT_VALUES)
+def test_values_reconcile_tells_apart_are_graded_different(key: str, got: Any, gold: Any) -> None:
+    assert comparison_key(key, got) != comparison_key(key, gold)
+
+
+@pytest.mark.parametrize(("key", "a", "b"), SAME_VALUE + DIFFERENT_VALUES)
+def test_eval_and_reconcile_agree_on_whether_two_values_are_the_same(key: str, a: Any, b: Any) -> None:
+    ctx = ValueContext()
+    relation = relate(key, normalize_value(key, a, ctx), normalize_value(key, b, ctx))
+    assert (comparison_key(key, a, ctx) == comparison_key(key, b, ctx)) == (relation is Relation.SAME)
+
+
+# Words that make near-misses likely: one field's words in another field's place, abbreviations,
+# number words, relative dates.
+_WORDS = [
+    "1", "one", "the", "agent", "agents", "34", "thirty", "four", "Friday", "March", "13", "2026-03-13",
+    "Tempe", "Ariz.", "Arizona", "Phoenix", "area", "DHS", "Border", "Patrol", "U.S.", "José", "Jose",
+    "Peña", "killed", "died", "male", "man", "at", "hospital", "scene", "serious", "stable", "injuries",
+    "7:30", "a.m.", "morning", "Apache", "Blvd.", "Boulevard", "&", "and", "yes", "no", "",
+]  # fmt: skip
+_FIELD_KEYS = sorted({template_of(path).replace("[]", "[0]") for path in FIELD_KINDS})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    key=st.sampled_from(_FIELD_KEYS),
+    a=st.lists(st.sampled_from(_WORDS), max_size=4).map(" ".join),
+    b=st.lists(st.sampled_from(_WORDS), max_size=4).map(" ".join),
+    published=st.sampled_from([None, date(2026, 3, 14)]),
 )
-def test_values_equal_after_normalization(got: Any, gold: Any) -> None:
-    assert normalize_value(got) == normalize_value(gold)
+def test_for_any_field_eval_sameness_is_reconciles_sameness(
+    key: str, a: str, b: str, published: date | None
+) -> None:
+    ctx = ValueContext(published=published, state="Arizona")
+    ka, kb = comparison_key(key, a, ctx), comparison_key(key, b, ctx)
+    if ka is None or kb is None:
+        assert (ka is None) == (not a.strip()) and (kb is None) == (not b.strip())
+        return
+    relation = relate(key, normalize_value(key, a, ctx), normalize_value(key, b, ctx))
+    assert (ka == kb) == (relation is Relation.SAME)
 
 
-@pytest.mark.parametrize(
-    ("got", "gold"),
-    [
-        ("Phoenix", "Tempe"),
-        ("at the scene", "at the hospital"),
-        ("2026-03-11", "2026-03-10"),
-        ("2", "1"),
-        ("agents", "1"),
-        ("Quintero-Alvares", "Quintero-Alvarez"),
-    ],
-)
-def test_different_values_stay_different_after_normalization(got: Any, gold: Any) -> None:
-    assert normalize_value(got) != normalize_value(gold)
+def test_a_value_is_read_in_its_records_context() -> None:
+    rec = record("a.md", when=When(date=cited("Friday")))
+    rec.provenance.published = date(2026, 3, 14)  # a Saturday paper: "Friday" is March 13
+    report = score_records([rec], {"articles": {"a.md": {"when.date": "2026-03-13"}}})
+    assert report.accuracy == 1.0
+    undated = record("a.md", when=When(date=cited("Friday")))
+    assert score_records([undated], {"articles": {"a.md": {"when.date": "2026-03-13"}}}).accuracy == 0.0
+
+
+def test_a_key_outside_the_records_facts_is_compared_as_text() -> None:
+    assert comparison_key("provenance.outlet", "The Valley Ledger") == comparison_key(
+        "provenance.outlet", "valley ledger"
+    )
 
 
 # --------------------------------------------------------------------------

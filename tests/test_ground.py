@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
+from pipeline.evidence.attribute import default_table
 from pipeline.evidence.ground import (
     FUZZY_MIN_CHARS,
     FUZZY_THRESHOLD,
@@ -21,7 +22,9 @@ from pipeline.evidence.ground import (
     locate_quote,
     normalize,
 )
+from pipeline.kinds.strategies import STRATEGIES
 from schemas.article import Article
+from schemas.kinds import KindName
 from schemas.record import (
     Agency,
     Cited,
@@ -395,6 +398,31 @@ def test_free_text_values_are_supported_by_content_word_overlap(
 def test_null_values_are_not_checked_and_an_empty_quote_supports_nothing() -> None:
     assert check_support(None, "anything") is None
     assert check_support("Tempe", "") is False
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "text", "expected"),
+    [
+        # A category may be paraphrased: no cue leaves it unchecked, never unsupported.
+        ("category", "Hispanic", "a man of Mexican descent", None),
+        # A label is a proper noun: the wrong one is unsupported.
+        ("label", "Operation Desert Sweep", "during Operation Sonoran Sweep", False),
+        ("place_category", "at the scene", "was pronounced dead at a hospital", False),
+        ("count", "1", "a Harlow County sheriff's deputy shot a man", True),
+        ("person", "Mara Ellison", "said Sgt. Jos\u00e9 Pe\u00f1a", False),
+    ],
+)
+def test_a_fields_evidence_is_checked_by_its_kinds_strategy(
+    kind: KindName, value: str, text: str, expected: bool | None
+) -> None:
+    assert STRATEGIES[kind].supports(value, text) is expected
+
+
+def test_agencies_are_checked_by_canonical_id_given_a_speaker_table_and_word_by_word_without() -> None:
+    agency = STRATEGIES["agency"]
+    assert agency.supports("Department of Homeland Security", "DHS said", default_table()) is True
+    assert agency.supports("Department of Homeland Security", "DHS said") is False
+    assert agency.supports("Border Patrol", "a Border Patrol agent fired") is True
 
 
 # --------------------------------------------------------------------------

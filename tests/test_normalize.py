@@ -1,4 +1,7 @@
-"""Comparison keys: names, dates, places, counts, severity, categories, agencies, speakers."""
+"""Comparison keys: names, dates, places, counts, severity, categories, agencies, speakers.
+
+Each kind's strategy (pipeline.kinds.strategies) does the work; these tests go through the
+by-path entry points reconcile uses (``normalize_value``, ``relate``)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import pytest
 
 from pipeline.kinds.gazetteer import get_gazetteer
 from pipeline.kinds.normalize import (
+    STRATEGIES,
     CountRange,
     Relation,
     ValueContext,
@@ -64,6 +68,12 @@ def test_names_of_different_people_do_not_match(a: str, b: str) -> None:
 
 def test_a_name_differing_only_in_case_is_the_same_value() -> None:
     assert rel("subjects[0].name", "Rafael Quintero", "RAFAEL  QUINTERO") is Relation.SAME
+
+
+def test_a_name_differing_only_in_accents_hyphens_or_titles_is_the_same_value() -> None:
+    assert rel("subjects[0].name", "Jos\u00e9 Pe\u00f1a-Whitlock", "Jose Pena Whitlock") is Relation.SAME
+    assert rel("subjects[0].name", "Mr. Rafael Quintero", "Rafael Quintero") is Relation.SAME
+    assert rel("subjects[0].name", "Rafael Quintero", "Quintero Rafael") is Relation.VARIANT
 
 
 # --------------------------------------------------------------------------- dates
@@ -144,6 +154,14 @@ def test_times_of_day_nest_and_approximate_clock_times_are_variants() -> None:
 
 
 # --------------------------------------------------------------------------- places
+
+
+def test_each_kind_reads_only_the_context_it_needs() -> None:
+    ctx = ValueContext(published=SATURDAY, state="Arizona", country="US")
+    assert STRATEGIES["date"].context(ctx) == ValueContext(published=SATURDAY)
+    assert STRATEGIES["date_phrase"].context(ctx) == ValueContext(published=SATURDAY)
+    assert STRATEGIES["city"].context(ctx) == ValueContext(state="Arizona", country="US")
+    assert STRATEGIES["person"].context(ctx) == ValueContext()
 
 
 def test_a_suburb_is_more_specific_than_the_metro_core_it_lies_in() -> None:
@@ -229,6 +247,12 @@ def test_singular_versus_plural_is_a_contradiction_and_a_figure_refines_plural()
     assert rel("officers.count_fired", "one", "1") is Relation.SAME
 
 
+def test_an_age_in_words_is_the_same_age_as_in_digits() -> None:
+    assert rel("subjects[0].age", "thirty-four", "34") is Relation.SAME
+    assert rel("subjects[0].age", "a 34-year-old", 34) is Relation.SAME
+    assert rel("subjects[0].age", "thirty-four", "43") is Relation.CONTRADICTION
+
+
 # --------------------------------------------------------------------------- severity, categories, booleans
 
 
@@ -272,6 +296,12 @@ def test_categories_compare_by_class() -> None:
     assert rel("subjects[0].outcome", "died", "killed") is Relation.SAME
     assert rel("subjects[0].nationality", "Mexican", "Mexican national") is Relation.SAME
     assert rel("what.event_type", "shooting", "fatal shooting") is Relation.RIGHT_MORE_SPECIFIC
+
+
+def test_a_category_is_read_with_the_classes_of_its_own_field() -> None:
+    category = STRATEGIES["category"]
+    assert category.normalize("van", field="subjects[].armed_with").form == "vehicle"
+    assert category.normalize("van", field="what.event_type").form == "van"
 
 
 def test_booleans_parse_from_words() -> None:

@@ -23,22 +23,23 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 
-from pipeline.evidence.attribute import (
-    SpeakerTable,
-    canonical_speaker,
-    default_table,
-    fold,
-    person_name,
-    slugify,
-)
-from pipeline.kinds.words import MONTH_NUMBERS, MONTHS, NUMBER_WORDS, TENS_WORDS, US_STATES, WEEKDAYS
+from pipeline.evidence.attribute import SpeakerTable, canonical_speaker, default_table, person_name, slugify
+from pipeline.kinds import support
+from pipeline.kinds.base import KindStrategy
+from pipeline.kinds.strategies import STRATEGIES
+from pipeline.kinds.support import ValueKind, infer_kind
+
+# The word lists pipeline.evidence.locate reads under these names; they live in pipeline.kinds.words.
+from pipeline.kinds.words import CATEGORY_CUES as _CATEGORY_CUES
+from pipeline.kinds.words import OFFICER_NOUNS as _OFFICER_NOUNS
+from pipeline.kinds.words import RELATIVE_DAY_WORDS as _RELATIVE_DAY_WORDS
+from pipeline.kinds.words import STOPWORDS as _STOPWORDS
 from schemas.article import Article
 from schemas.fields import record_fields
 from schemas.kinds import KindName
@@ -269,388 +270,51 @@ def _widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
 # Support check: is the value stated by its own quote?
 # --------------------------------------------------------------------------
 
-ValueKind = Literal["name", "agency", "number", "count", "date", "phrase", "summary"]
-
-_SINGULAR_WORDS = frozenset({"a", "an", "one", "single", "lone", "sole", "the", "that", "this"})
-_OFFICER_NOUNS = {
-    "agent": "agents",
-    "officer": "officers",
-    "deputy": "deputies",
-    "trooper": "troopers",
-    "marshal": "marshals",
-    "policeman": "policemen",
-    "policewoman": "policewomen",
-    "guard": "guards",
-    "detective": "detectives",
-    "sergeant": "sergeants",
-    "member": "members",
-    "employee": "employees",
-}
-_PLURAL_WORDS = frozenset({"several", "multiple", "many", "some", "numerous", "both", "two or more"})
-_RELATIVE_DAY_WORDS = frozenset({"today", "yesterday", "tonight", "overnight", "last night", "this morning"})
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "from",
-        "by",
-        "with",
-        "and",
-        "or",
-        "but",
-        "as",
-        "is",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "it",
-        "its",
-        "he",
-        "she",
-        "they",
-        "them",
-        "his",
-        "her",
-        "their",
-        "this",
-        "that",
-        "these",
-        "those",
-        "who",
-        "whom",
-        "which",
-        "what",
-        "when",
-        "where",
-        "while",
-        "after",
-        "before",
-        "during",
-        "about",
-        "into",
-        "over",
-        "under",
-        "than",
-        "then",
-        "there",
-        "here",
-        "said",
-        "says",
-        "say",
-        "had",
-        "has",
-        "have",
-        "not",
-        "no",
-        "also",
-        "near",
-        "very",
-        "just",
-        "more",
-        "most",
-        "other",
-        "some",
-        "such",
-        "only",
-        "own",
-        "same",
-        "so",
-        "too",
-        "can",
-        "will",
-        "would",
-        "could",
-        "should",
-        "may",
-        "might",
-        "must",
-        "up",
-        "down",
-        "out",
-        "off",
-        "again",
-        "further",
-        "once",
-    ]
-)
-_NAME_PARTICLES = frozenset(
-    {"de", "del", "la", "las", "los", "da", "van", "von", "der", "y", "jr", "sr", "ii"}
-)
-
-_PLACE_ALIASES: dict[str, tuple[str, ...]] = {
-    **US_STATES,
-    "united states": ("us", "usa", "america"),
-    "mexico": ("mexican",),
-}
-
-
-def _words(text: str) -> list[str]:
-    return fold(text).split()
-
-
-def _number_values(folded: str) -> set[int]:
-    """Every number a folded text states, in digits or words ("thirty four" -> 34)."""
-    numbers = {int(d) for d in re.findall(r"\d+", folded.replace(",", ""))}
-    words = folded.split()
-    for i, word in enumerate(words):
-        if word in NUMBER_WORDS:
-            numbers.add(NUMBER_WORDS[word])
-        elif word in TENS_WORDS:
-            value = TENS_WORDS[word]
-            nxt = words[i + 1] if i + 1 < len(words) else ""
-            if nxt in NUMBER_WORDS and 0 < NUMBER_WORDS[nxt] < 10:
-                value += NUMBER_WORDS[nxt]
-            numbers.add(value)
-    return numbers
-
-
-def _states_one(folded: str) -> bool:
-    """'a Border Patrol agent', 'the officer', 'one deputy': a singular count."""
-    nouns = "|".join(_OFFICER_NOUNS)
-    singles = "|".join(_SINGULAR_WORDS)
-    # Up to five words between: "a Harlow County sheriff's deputy".
-    if re.search(rf"\b(?:{singles})\b(?:\s+\w+){{0,5}}?\s+(?:{nouns})\b", folded):
-        return True
-    # Headlines drop the article ("Border Patrol agent kills driver"): a singular
-    # noun with no plural one beside it still says one.
-    return bool(re.search(rf"\b(?:{nouns})\b", folded)) and not _states_plural(folded)
-
-
-def _states_plural(folded: str) -> bool:
-    nouns = "|".join(_OFFICER_NOUNS.values())
-    return bool(re.search(rf"\b(?:{nouns})\b", folded)) or any(
-        f" {w} " in f" {folded} " for w in _PLURAL_WORDS
-    )
-
-
-def _check_number(value: Any, folded_quote: str, *, count: bool) -> bool | None:
-    text = str(value).strip().casefold()
-    if count and text in {"plural", "several", "multiple", "agents", "officers"}:
-        return _states_plural(folded_quote)
-    numbers = _number_values(fold(text))
-    if not numbers:
-        # A count worded in the article's own words ("the officer"): check it as a phrase.
-        return _check_phrase(text, folded_quote) if count else None
-    target = min(numbers)
-    if target in _number_values(folded_quote):
-        return True
-    if count and target == 1 and _states_one(folded_quote):
-        return True
-    return count and target == 2 and " both " in f" {folded_quote} "
-
-
-def _check_date(value: Any, folded_quote: str) -> bool | None:
-    text = str(value).strip()
-    match = re.fullmatch(r"(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?", text)
-    if not match:
-        return None
-    year, month, day = int(match[1]), match[2], match[3]
-    words = set(folded_quote.split())
-    padded = f" {folded_quote} "
-    if str(year) in words and month is None:
-        return True
-    if month is None:
-        return False
-    month_i = int(month)
-    month_names = {MONTHS[month_i - 1]} | {k for k, v in MONTH_NUMBERS.items() if v == month_i}
-    if day is None:
-        return bool(words & month_names)
-    day_i = int(day)
-    try:
-        weekday = WEEKDAYS[date(year, month_i, day_i).weekday()]
-    except ValueError:
-        return False
-    if text in folded_quote.replace(" ", "-") or weekday in words:
-        return True
-    for name in month_names:
-        if re.search(rf"\b{name} {day_i}(?:st|nd|rd|th)?\b", padded) or re.search(
-            rf"\b{day_i}(?:st|nd|rd|th)? (?:of )?{name}\b", padded
-        ):
-            return True
-    if re.search(rf"\b0?{month_i} 0?{day_i}\b", padded):  # "3/13" folds to "3 13"
-        return True
-    if any(w in padded for w in (f" {r} " for r in _RELATIVE_DAY_WORDS)):
-        return None  # relative to a publication date we don't see here
-    return False
-
-
-def _significant(words: list[str]) -> list[str]:
-    return [w for w in words if w not in _NAME_PARTICLES and len(w) > 1]
-
-
-def _check_name(value: Any, quote: str) -> bool | None:
-    # Hyphenated surnames stay one token here so that a part can stand for the whole.
-    raw_tokens = [t for t in re.split(r"\s+", str(value)) if t]
-    tokens = [t for t in raw_tokens if _significant(_words(t))]
-    if not tokens:
-        return None
-    quote_words = set(_words(quote))
-    for token in tokens:
-        parts = _significant(_words(token))
-        # "Quintero" in the quote supports "Quintero-Alvarez": a partial compound surname.
-        if not any(p in quote_words for p in parts):
-            return False
-    return True
-
-
-def _check_agency(value: Any, quote: str, table: SpeakerTable) -> bool | None:
-    value_id = table.agency_in(str(value))
-    if value_id is not None and table.agency_in(quote) == value_id:
-        return True
-    words = [w for w in _words(str(value)) if w not in _STOPWORDS and w not in {"us", "department"}]
-    if not words:
-        return None
-    quote_words = set(_words(quote))
-    return all(w in quote_words for w in words)
-
-
-def _content_words(text: str) -> list[str]:
-    return [w for w in _words(text) if w not in _STOPWORDS and len(w) > 2 or w.isdigit()]
-
-
-def _word_present(word: str, quote_words: set[str]) -> bool:
-    if word in quote_words:
-        return True
-    # Light stemming: "injuries"/"injured", "hospitalized"/"hospital" share a 5-letter stem.
-    return len(word) >= 5 and any(len(q) >= 5 and q[:5] == word[:5] for q in quote_words)
-
-
-def _missing_words(value: str, folded_quote: str) -> tuple[int, int] | None:
-    """(content words of the value absent from the quote, content words in total)."""
-    content = _content_words(value)
-    if not content:
-        return None
-    quote_words = set(folded_quote.split())
-    for place, aliases in _PLACE_ALIASES.items():
-        if any(a in quote_words for a in aliases) or place in folded_quote:
-            quote_words |= set(place.split())
-    missing = sum(not _word_present(w, quote_words) for w in content)
-    return missing, len(content)
-
-
-def _check_phrase(value: Any, folded_quote: str) -> bool | None:
-    counted = _missing_words(str(value), folded_quote)
-    if counted is None:
-        return None
-    missing, total = counted
-    # A place or condition is copied from the text, so every content word must
-    # be there: "poor condition" is not supported by "fair condition". Longer
-    # phrases may lose one word in four to rewording.
-    return missing <= total // 4
-
-
-# Words by which articles usually state a category value that the extractor
-# names with one word ("killed" from "died", "male" from "a man"). Incomplete on
-# purpose: a miss leaves the value unchecked (None), never unsupported.
-_CATEGORY_CUES: dict[str, frozenset[str]] = {
-    "male": frozenset({"man", "men", "boy", "male", "he", "brother", "father", "son", "husband", "mr"}),
-    "female": frozenset(
-        {"woman", "women", "girl", "female", "she", "sister", "mother", "daughter", "wife", "mrs", "ms"}
-    ),
-    "killed": frozenset({"killed", "kills", "kill", "died", "dies", "dead", "fatally", "death", "slain"}),
-    "injured": frozenset({"injured", "wounded", "hurt", "injuries", "hospitalized"}),
-    "uninjured": frozenset({"uninjured", "unharmed", "unhurt"}),
-    "arrested": frozenset({"arrested", "arrest", "custody", "detained", "booked"}),
-    "shooting": frozenset({"shot", "shooting", "shoot", "shoots", "fired", "gunfire", "shots"}),
-    "unarmed": frozenset({"unarmed"}),
-    "vehicle": frozenset({"vehicle", "car", "van", "truck", "suv", "accelerated", "rammed", "struck"}),
-}
-
-
-def _check_summary(value: Any, folded_quote: str) -> bool | None:
-    cues = _CATEGORY_CUES.get(fold(str(value)))
-    if cues and cues & set(folded_quote.split()):
-        return True
-    counted = _missing_words(str(value), folded_quote)
-    # A category or summary may legitimately paraphrase: enough overlap
-    # confirms it, too little leaves it unchecked rather than wrong.
-    return True if counted is not None and counted[0] <= counted[1] / 2 else None
-
-
-def infer_kind(value: Any) -> ValueKind:
-    if isinstance(value, bool):
-        return "summary"
-    if isinstance(value, int | float):
-        return "number"
-    text = str(value).strip()
-    if re.fullmatch(r"\d{4}(?:-\d{2}){0,2}", text) and "-" in text:
-        return "date"
-    if re.fullmatch(r"\d+", text):
-        return "number"
-    tokens = text.split()
-    if 1 < len(tokens) <= 5 and all(t[:1].isupper() for t in tokens if fold(t) not in _NAME_PARTICLES):
-        return "name"
-    return "phrase"
-
 
 def check_support(
     value: Any, quote: str, *, kind: ValueKind | None = None, table: SpeakerTable | None = None
 ) -> bool | None:
     """Whether ``quote`` states ``value``; None when that cannot be checked.
 
-    ``kind`` says how to compare (inferred from the value when omitted):
-    names token by token (accent/case-insensitive, a compound surname may be
-    shortened), numbers in digits or words, counts also as "an agent"/"agents",
-    ISO dates against a weekday, month-day or the date itself, place-like
-    phrases by content-word overlap (False when too little overlaps), and
-    summaries by overlap (None rather than False when they paraphrase).
+    The checks are :func:`pipeline.kinds.support.check_support`; this one resolves agency
+    names with the speaker table (default: the curated one plus ``$TRIANGULATE_SPEAKERS``).
     """
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not quote or not quote.strip():
-        return False
-    kind = kind or infer_kind(value)
-    folded_quote = fold(quote)
-    if kind == "name":
-        return _check_name(value, quote)
-    if kind == "agency":
-        return _check_agency(value, quote, table or default_table())
-    if kind in ("number", "count"):
-        return _check_number(value, folded_quote, count=kind == "count")
-    if kind == "date":
-        return _check_date(value, folded_quote)
-    if kind == "phrase":
-        return _check_phrase(value, folded_quote)
-    return _check_summary(value, folded_quote)
+    return support.check_support(value, quote, kind=kind, agencies=table or default_table())
 
 
 # Statuses set when evidence was located sentence by sentence (pipeline.evidence.cite); grounding keeps them.
 SENTENCE_STATUSES = frozenset({GroundingStatus.sentence_match, GroundingStatus.model_cited})
 
 # How a value of each kind is checked against its evidence (check_support's ``kind``).
-SUPPORT_KIND_OF: dict[KindName, ValueKind] = {
-    "date": "date",
-    "date_phrase": "phrase",
-    "time": "phrase",
-    "place_text": "phrase",
-    "city": "phrase",
-    "county": "phrase",
-    "state": "phrase",
-    "country": "phrase",
-    "category": "summary",  # "vehicle", "unarmed", a weapon: often paraphrased
-    "label": "phrase",
-    "place_category": "phrase",
-    "summary": "summary",
-    "person": "name",
-    "age": "number",
-    "count": "count",
-    "severity": "phrase",
-    "agency": "agency",
-}
+SUPPORT_KIND_OF: dict[KindName, ValueKind] = {name: s.support for name, s in STRATEGIES.items()}
 
 # Field path (list indices dropped) -> how its value is checked, for every Cited field.
 FIELD_KINDS: dict[str, ValueKind] = {
-    spec.plain_path: SUPPORT_KIND_OF[spec.kind] for spec in record_fields() if spec.cited
+    spec.plain_path: STRATEGIES[spec.kind].support for spec in record_fields() if spec.cited
 }
+# Field path (list indices dropped) -> its kind's strategy, which checks its evidence.
+_STRATEGY_OF: dict[str, KindStrategy] = {
+    spec.plain_path: STRATEGIES[spec.kind] for spec in record_fields() if spec.cited
+}
+
+__all__ = [
+    "FIELD_KINDS",
+    "FUZZY_MIN_CHARS",
+    "FUZZY_THRESHOLD",
+    "SENTENCE_STATUSES",
+    "SUPPORT_KIND_OF",
+    "_CATEGORY_CUES",
+    "_OFFICER_NOUNS",
+    "_RELATIVE_DAY_WORDS",
+    "_STOPWORDS",
+    "ValueKind",
+    "check_support",
+    "ground_record",
+    "infer_kind",
+    "locate_quote",
+    "normalize",
+    "normalize_with_map",
+]
 
 
 def ground_record(
@@ -681,7 +345,12 @@ def ground_record(
             if grounding.start is not None and grounding.end is not None
             else cited.quote
         )
-        grounding.supported = check_support(cited.value, evidence, kind=FIELD_KINDS.get(path), table=table)
+        strategy = _STRATEGY_OF.get(path)
+        grounding.supported = (
+            strategy.supports(cited.value, evidence, table)
+            if strategy is not None
+            else check_support(cited.value, evidence, table=table)
+        )
         cited.grounding = grounding
         cited.speaker = canonical_speaker(cited.attribution, outlet=outlet, table=table)
         cited_speakers.append((cited, person_name(cited.attribution)))

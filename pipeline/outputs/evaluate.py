@@ -5,10 +5,16 @@ Field keys are paths into IncidentRecord: dotted, ``[i]`` for one list item and
 ``[]`` for the set of values over all items of a list. An absent key is not
 graded; a null gold value means the record must hold null there.
 
+Values are compared by the form the reconciler gives them (the field's kind
+strategy's ``eval_key``, read in the record's context: its publication date
+for "Friday", its state for "Springfield"), so a value is graded right exactly
+when reconcile would count it as the same value as the gold one: "DHS" and
+"Department of Homeland Security", "one" and "1", "died" and "killed".
+
 Scoring, per (article, field) pair:
 
-* scalar keys: 1 if the normalized values are equal, else 0;
-* ``[]`` keys: the Jaccard index of the two normalized value sets (both empty
+* scalar keys: 1 if the compared forms are equal, else 0;
+* ``[]`` keys: the Jaccard index of the two sets of forms (both empty
   counts 1), so a record that finds three of four agencies scores 0.75 rather
   than 0; exact set equality is counted too (``exact_sets``);
 * a gold article with no record scores 0 on every field it grades.
@@ -23,19 +29,16 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pipeline.evidence.attribute import SpeakerTable, canonical_speaker, default_table
-from pipeline.kinds.words import NUMBER_WORDS, TENS_WORDS
+from pipeline.kinds.base import NO_CONTEXT, KindStrategy, ValueContext, record_context
+from pipeline.kinds.strategies import STRATEGIES, strategy_for, template_of
 from schemas.evaluation import EvalReport, FieldScore, Mismatch
-from schemas.fields import paths_of_kind
 from schemas.record import Cited, GroundingStatus, IncidentRecord
 
 __all__ = [
@@ -43,91 +46,11 @@ __all__ = [
     "FieldScore",
     "Mismatch",
     "load_gold",
+    "comparison_key",
     "load_records",
-    "normalize_value",
     "resolve_field",
     "score_records",
 ]
-
-# Counts given as words without a number ("agents opened fire") are all one
-# value: more than one, number unknown.
-_PLURAL_FORMS = frozenset(
-    {
-        "plural",
-        "several",
-        "multiple",
-        "many",
-        "more than one",
-        "two or more",
-        "agents",
-        "officers",
-        "deputies",
-        "troopers",
-        "some",
-    }
-)
-_DATE_FORMATS = ("%Y-%m-%d", "%B %d %Y", "%b %d %Y", "%m/%d/%Y", "%d %B %Y", "%Y/%m/%d")
-# Articles and the "U.S." prefix never distinguish two values of a field.
-_DROP_WORDS = frozenset({"a", "an", "the"})
-
-
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    no_marks = "".join(c for c in decomposed if not unicodedata.combining(c))
-    no_marks = re.sub(r"(?<=\w)\.(?=\w)", "", no_marks)  # "U.S." -> "us"
-    return " ".join(re.sub(r"[^\w]+", " ", no_marks).split())
-
-
-def _as_iso_date(text: str) -> str | None:
-    cleaned = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", text.strip()).replace(",", " ")
-    cleaned = " ".join(cleaned.split())
-    for fmt in _DATE_FORMATS:
-        try:
-            return datetime.strptime(cleaned, fmt).date().isoformat()
-        except ValueError:
-            continue
-    return None
-
-
-def _words_to_number(words: list[str]) -> int | None:
-    if len(words) == 1 and words[0] in NUMBER_WORDS:
-        return NUMBER_WORDS[words[0]]
-    if len(words) == 1 and words[0] in TENS_WORDS:
-        return TENS_WORDS[words[0]]
-    if len(words) == 2 and words[0] in TENS_WORDS and NUMBER_WORDS.get(words[1], 0) in range(1, 10):
-        return TENS_WORDS[words[0]] + NUMBER_WORDS[words[1]]
-    return None
-
-
-def normalize_value(value: Any) -> str | None:
-    """The comparison form of a value: case, accents, punctuation, dates, numbers folded."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(int(value)) if float(value).is_integer() else str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value).strip()
-    if not text:
-        return None
-    iso = _as_iso_date(text)
-    if iso:
-        return iso
-    folded = _fold(text)
-    if folded in _PLURAL_FORMS:
-        return "plural"
-    words = [w for w in folded.split() if w not in _DROP_WORDS]
-    while words and words[0] in {"us", "united", "states"} and len(words) > 1:
-        words = words[1:]
-    number = _words_to_number(words)
-    if number is not None:
-        return str(number)
-    if len(words) == 1 and re.fullmatch(r"\d+", words[0]):
-        return str(int(words[0]))
-    return " ".join(words) or folded
-
 
 # --------------------------------------------------------------------------
 # Field paths
@@ -271,44 +194,35 @@ def _gold_articles(gold: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
     return articles
 
 
-# Fields whose values name an agency: compared by canonical agency id, so that
-# "DHS" and "Department of Homeland Security" (or "Tempe police" and "Tempe
-# Police Department") are one value. See docs/grounding.md for the ids.
-AGENCY_FIELDS = paths_of_kind("agency")
+def _strategy_of_key(key: str) -> KindStrategy:
+    try:
+        return strategy_for(key)
+    except KeyError:
+        # A key outside the record's facts (``provenance.outlet``): compared as plain text.
+        return STRATEGIES["summary"]
 
 
-def _plain_path(key: str) -> str:
-    return re.sub(r"\[\d*\]", "", key)
+def comparison_key(key: str, value: Any, ctx: ValueContext = NO_CONTEXT) -> str | None:
+    """The form eval compares for ``value`` under gold key ``key``; None for no value."""
+    return _strategy_of_key(key).eval_key(value, ctx, template_of(key))
 
 
-def _comparison_key(value: Any, key: str, table: SpeakerTable | None) -> str | None:
-    normalized = normalize_value(value)
-    if normalized is None or table is None or _plain_path(key) not in AGENCY_FIELDS:
-        return normalized
-    speaker = canonical_speaker(str(value), outlet=None, table=table)
-    if speaker.startswith("agency:") and speaker != "agency:unspecified":
-        return speaker
-    return normalized
-
-
-def _score_pair(
-    gold_value: Any, leaves: list[Any], key: str, table: SpeakerTable | None = None
-) -> tuple[float, bool, str]:
+def _score_pair(gold_value: Any, leaves: list[Any], key: str, ctx: ValueContext) -> tuple[float, bool, str]:
     """(score, exact, reason) for one graded field of one article."""
     if is_set_key(key):
         gold_items = (
             gold_value if isinstance(gold_value, list) else [] if gold_value is None else [gold_value]
         )
-        gold_set = {v for v in (_comparison_key(g, key, table) for g in gold_items) if v is not None}
+        gold_set = {v for v in (comparison_key(key, g, ctx) for g in gold_items) if v is not None}
         got_set = {
-            v for v in (_comparison_key(_leaf_value(leaf), key, table) for leaf in leaves) if v is not None
+            v for v in (comparison_key(key, _leaf_value(leaf), ctx) for leaf in leaves) if v is not None
         }
         union = gold_set | got_set
         jaccard = len(gold_set & got_set) / len(union) if union else 1.0
         exact = gold_set == got_set
         return jaccard, exact, "" if exact else ("partial-set" if jaccard > 0 else "wrong")
-    got = _comparison_key(_leaf_value(leaves[0]), key, table) if leaves else None
-    expected = _comparison_key(gold_value, key, table)
+    got = comparison_key(key, _leaf_value(leaves[0]), ctx) if leaves else None
+    expected = comparison_key(key, gold_value, ctx)
     if expected == got:
         return 1.0, True, ""
     return 0.0, False, "should-be-null" if expected is None else "wrong"
@@ -326,15 +240,9 @@ def score_records(
     gold: Mapping[str, Any],
     *,
     unreadable_lines: Sequence[str] = (),
-    table: SpeakerTable | None = None,
 ) -> EvalReport:
-    """Score ``records`` against ``gold`` (the parsed gold.json).
-
-    ``table`` is the speaker table used to compare agency names (default: the
-    curated table plus ``$TRIANGULATE_SPEAKERS``).
-    """
+    """Score ``records`` against ``gold`` (the parsed gold.json)."""
     articles = _gold_articles(gold)
-    table = table or default_table()
     by_name: dict[str, IncidentRecord] = {}
     duplicates: list[str] = []
     unmatched: list[str] = []
@@ -364,7 +272,7 @@ def score_records(
             leaves = resolve_field(matched, key)
             for cited in _cited_leaves(leaves):
                 acc.tally.add(cited)
-            score, exact, reason = _score_pair(gold_value, leaves, key, table)
+            score, exact, reason = _score_pair(gold_value, leaves, key, record_context(matched))
             acc.score += score
             acc.exact_sets += int(exact)
             if not exact:
