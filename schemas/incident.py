@@ -88,6 +88,11 @@ class ValueSupport(BaseModel):
     speakers: list[str]
     n_articles: int
     n_independent_sources: int
+    sources: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Each independent source counted, with the speakers it groups "
+        "(e.g. 'agency:dhs': ['agency:dhs', 'agency:ice']).",
+    )
     decides: bool = Field(description="At least one citation of this value is evidence.")
     citations: list[SourceCitation]
 
@@ -103,6 +108,11 @@ class FieldVerdict(BaseModel):
     note: str | None = None
     n_articles: int = 0
     n_independent_sources: int = 0
+    sources: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Each independent source counted, with the speakers it groups "
+        "(e.g. 'agency:dhs': ['agency:dhs', 'agency:ice']).",
+    )
 
 
 class JoinReason(BaseModel):
@@ -133,6 +143,11 @@ class ConflictValue(BaseModel):
     speakers: list[str]
     n_articles: int
     n_independent_sources: int
+    sources: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Each independent source counted, with the speakers it groups "
+        "(e.g. 'agency:dhs': ['agency:dhs', 'agency:ice']).",
+    )
     decides: bool
 
 

@@ -163,6 +163,34 @@ def test_one_value_relayed_by_several_outlets_from_one_speaker_is_single_source(
     assert (condition.n_articles, condition.n_independent_sources) == (3, 1)
 
 
+def test_claims_of_ice_and_of_dhs_count_as_one_source_and_name_both_speakers() -> None:
+    # ICE is part of DHS: one press operation, so five articles relaying the two are one source.
+    ice = {"officers": {"condition": cited("stable condition", "ICE")}}
+    dhs = {"officers": {"condition": cited("stable condition", "DHS")}}
+    records = [
+        record("a", **ice),
+        record("b", **dhs),
+        record("c", **ice),
+        record("d", **dhs),
+        record("e", **ice),
+    ]
+    condition = field(only_incident(records), "officers.condition")
+    assert condition.verdict == "single-source"
+    assert (condition.n_articles, condition.n_independent_sources) == (5, 1)
+    assert condition.sources == {"agency:dhs": ["agency:dhs", "agency:ice"]}
+    assert condition.values[0].sources == condition.sources
+    assert {c["speaker"] for c in condition.values[0].citations} == {"agency:ice", "agency:dhs"}
+    assert {c["source_group"] for c in condition.values[0].citations} == {"agency:dhs"}
+
+
+def test_claims_of_agencies_of_two_hierarchies_are_two_sources() -> None:
+    ice = {"officers": {"condition": cited("stable condition", "ICE")}}
+    fbi = {"officers": {"condition": cited("stable condition", "FBI")}}
+    condition = field(only_incident([record("a", **ice), record("b", **fbi)]), "officers.condition")
+    assert (condition.verdict, condition.n_independent_sources) == ("agreed", 2)
+    assert condition.sources == {"agency:dhs": ["agency:ice"], "agency:doj": ["agency:fbi"]}
+
+
 def test_identical_long_quotes_across_outlets_count_as_one_source_even_in_the_outlets_own_voice() -> None:
     wire = "The agent was treated for serious injuries and is in stable condition, officials said."
     facts = {"officers": {"condition": cited("stable condition", "outlet", quote=wire)}}

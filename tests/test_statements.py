@@ -322,21 +322,36 @@ def test_the_same_words_from_two_speakers_are_two_statements() -> None:
     assert {s.speaker_id for s in result.merged.statements} == {"person:ana-ruiz", "person:marco-bell"}
 
 
-def test_statement_speakers_are_compared_through_one_replaceable_helper(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # An identity authority may one day say a CBP spokesperson speaks for DHS;
-    # replacing the one helper is all it takes for their quotes to join.
-    cbp = {"speaker": "Border Patrol", "speaker_id": "agency:cbp"}
+def test_a_statement_issued_by_an_agency_and_its_parent_is_one_statement_from_one_source() -> None:
+    # CBP is part of DHS: its spokesperson and DHS's press office are one press operation,
+    # so their overlapping quotes are one statement, counted once, and both speakers are named.
+    cbp = {"speaker": "CBP", "speaker_id": "agency:cbp"}
     dhs = {"speaker": "DHS", "speaker_id": "agency:dhs"}
-    records = [article(1, said(FULL, dhs)), article(2, said(MIDDLE, cbp))]
-    assert len(statement_fields(incident(records))) == 2
-    monkeypatch.setattr(merge, "_same_speaker", lambda a, b: a == b or {a, b} == {"agency:cbp", "agency:dhs"})
-    result = incident(records)
+    result = incident([article(1, said(FULL, dhs)), article(2, said(MIDDLE, cbp))])
     (quote,) = statement_fields(result)
     (speaker,) = statement_fields(result, "speaker")
     assert quote.verdict == "partial"
-    assert speaker.verdict == "variant"  # one speaker under two ids, never a contradiction
+    assert quote.n_independent_sources == 1
+    assert quote.sources == {"agency:dhs": ["agency:cbp", "agency:dhs"]}
+    assert speaker.verdict == "variant"  # one source under two ids, never a contradiction
+
+
+def test_the_same_words_from_agencies_of_two_hierarchies_stay_two_statements() -> None:
+    fbi = {"speaker": "FBI", "speaker_id": "agency:fbi"}
+    dhs = {"speaker": "DHS", "speaker_id": "agency:dhs"}
+    result = incident([article(1, said(FULL, dhs)), article(2, said(MIDDLE, fbi))])
+    assert len(statement_fields(result)) == 2
+
+
+def test_statement_speakers_are_compared_through_one_replaceable_helper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fbi = {"speaker": "FBI", "speaker_id": "agency:fbi"}
+    dhs = {"speaker": "DHS", "speaker_id": "agency:dhs"}
+    records = [article(1, said(FULL, dhs)), article(2, said(MIDDLE, fbi))]
+    monkeypatch.setattr(merge, "_same_speaker", lambda a, b: True)
+    (quote,) = statement_fields(incident(records))
+    assert quote.verdict == "partial"
 
 
 def test_quotations_that_are_not_evidence_are_shown_but_decide_nothing() -> None:

@@ -46,6 +46,7 @@ from pydantic import ValidationError
 from rapidfuzz import fuzz
 
 from pipeline.common.atomic import replaced_together
+from pipeline.kinds.identity import fallback_speaker, independent_source
 from pipeline.kinds.normalize import (
     CACHE_SIZE,
     FIELD_KINDS,
@@ -56,7 +57,6 @@ from pipeline.kinds.normalize import (
     ValueContext,
     agency_key,
     clear_caches,
-    fallback_speaker,
     name_similarity,
     normalize_value,
     quote_key,
@@ -292,13 +292,12 @@ def _statement_speaker_id(statement: Statement, record: IncidentRecord) -> str:
 
 
 def _same_speaker(a: str, b: str) -> bool:
-    """Whether two speaker ids can have made one statement.
+    """Whether two speaker ids can have made one statement: the same speaker, or two parts of
+    one press operation (an ICE spokesperson and DHS issue one statement; see ``counts_under``).
 
-    Every comparison of statement speakers goes through here, so that an
-    identity authority (an agency hierarchy: a CBP spokesperson speaking for
-    DHS) can replace plain equality in this one place.
+    Every comparison of statement speakers goes through here.
     """
-    return a == b
+    return a == b or counts_under(a) == counts_under(b)
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,19 +413,28 @@ def _align_statements(records: Sequence[IncidentRecord]) -> list[_Slot]:
 # --------------------------------------------------------------------------- independence
 
 
-def _source_groups(cites: Sequence[_Cite]) -> list[str]:
-    """The independent source of each citation: same speaker, or copied text across articles."""
-    speakers = [c.speaker for c in cites]
-    distinct = sorted(set(speakers))
-    if len(distinct) == 1:
-        return speakers
-    # Union-find over speakers: copied wording joins two speakers' groups.
-    parent = {speaker: speaker for speaker in distinct}
+@lru_cache(maxsize=CACHE_SIZE)
+def counts_under(speaker: str) -> str:
+    """The independent source a speaker counts under: the root of an agency's part-of chain
+    (``agency:ice`` -> ``agency:dhs``), a named person whatever role an article gave them, or
+    the speaker itself (``pipeline.kinds.identity.independent_source``)."""
+    return independent_source(speaker)
 
-    def root(speaker: str) -> str:
-        while parent[speaker] != speaker:
-            speaker = parent[speaker]
-        return speaker
+
+def _source_groups(cites: Sequence[_Cite]) -> list[str]:
+    """The independent source of each citation: one press operation (an agency and its parents),
+    one person, or copied text across articles."""
+    sources = [counts_under(c.speaker) for c in cites]
+    distinct = sorted(set(sources))
+    if len(distinct) == 1:
+        return sources
+    # Union-find over sources: copied wording joins two sources' groups.
+    parent = {source: source for source in distinct}
+
+    def root(source: str) -> str:
+        while parent[source] != source:
+            source = parent[source]
+        return source
 
     keys = [quote_key(c.quote) for c in cites]
     for i in range(len(cites)):
@@ -434,16 +442,27 @@ def _source_groups(cites: Sequence[_Cite]) -> list[str]:
             continue
         for j in range(i + 1, len(cites)):
             if (
-                speakers[i] != speakers[j]
+                sources[i] != sources[j]
                 and cites[i].article_id != cites[j].article_id
                 and len(keys[j]) >= COPY_MIN_CHARS
                 and (keys[i] == keys[j] or fuzz.ratio(keys[i], keys[j]) >= COPY_MIN_RATIO)
             ):
-                ri, rj = root(speakers[i]), root(speakers[j])
+                ri, rj = root(sources[i]), root(sources[j])
                 if ri != rj:
-                    # The smallest speaker id names the group, whatever the order.
+                    # The smallest id names the group, whatever the order.
                     parent[max(ri, rj)] = min(ri, rj)
-    return [root(speaker) for speaker in speakers]
+    return [root(source) for source in sources]
+
+
+def _grouped_speakers(
+    cites: Sequence[_Cite], groups: Sequence[str], indices: Sequence[int]
+) -> dict[str, list[str]]:
+    """Each independent source among ``indices`` and the speakers it groups, so every count
+    can be read back as the speakers behind it ("agency:dhs": ICE and DHS)."""
+    grouped: dict[str, set[str]] = {}
+    for i in indices:
+        grouped.setdefault(groups[i], set()).add(cites[i].speaker)
+    return {group: sorted(speakers) for group, speakers in sorted(grouped.items())}
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -479,6 +498,7 @@ def _not_reported(path: str) -> FieldDict:
         "note": None,
         "n_articles": 0,
         "n_independent_sources": 0,
+        "sources": {},
     }
 
 
@@ -498,6 +518,8 @@ def _citation(cite: _Cite, group: str) -> dict[str, Any]:
 def _judge_one(path: str, cite: _Cite) -> FieldDict:
     """One citation (the commonest case): single-source, or not-reported if it is not evidence.
     Same result as the general path, without its bookkeeping."""
+    group = counts_under(cite.speaker)
+    sources = {group: [cite.speaker]}
     value = {
         "value": cite.value,
         "form": cite.norm.form,
@@ -505,8 +527,9 @@ def _judge_one(path: str, cite: _Cite) -> FieldDict:
         "speakers": [cite.speaker],
         "n_articles": 1,
         "n_independent_sources": 1,
+        "sources": sources,
         "decides": cite.decides,
-        "citations": [_citation(cite, cite.speaker)],
+        "citations": [_citation(cite, group)],
     }
     if cite.decides:
         verdict, consensus, rule, note = "single-source", cite.value, "only source", None
@@ -521,6 +544,7 @@ def _judge_one(path: str, cite: _Cite) -> FieldDict:
         "note": note,
         "n_articles": 1,
         "n_independent_sources": 1 if cite.decides else 0,
+        "sources": sources if cite.decides else {},
     }
 
 
@@ -559,6 +583,7 @@ def _value_dicts(
                 "speakers": sorted({c.speaker for c in form_cites}),
                 "n_articles": len(article_ids),
                 "n_independent_sources": len({groups[i] for i in indices}),
+                "sources": _grouped_speakers(cites, groups, indices),
                 "decides": bool(decisive),
                 "citations": citations,
             }
@@ -601,6 +626,7 @@ def _judge(path: str, cites: Sequence[_Cite]) -> FieldDict:
         "note": _ungrounded_note(note, values, verdict),
         "n_articles": len({c.article_id for c in cites}),
         "n_independent_sources": n_sources,
+        "sources": _grouped_speakers(cites, groups, [i for i, c in enumerate(cites) if c.decides]),
     }
 
 
@@ -751,6 +777,7 @@ def _judge_statement(path: str, cites: Sequence[_Cite], *, quote: bool) -> tuple
         "note": _ungrounded_note(note, values, verdict),
         "n_articles": len({c.article_id for c in cites}),
         "n_independent_sources": len({groups[i] for i, c in enumerate(cites) if c.decides}),
+        "sources": _grouped_speakers(cites, groups, [i for i, c in enumerate(cites) if c.decides]),
     }
     return field, forms
 
