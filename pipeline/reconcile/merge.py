@@ -46,10 +46,10 @@ from pydantic import ValidationError
 from rapidfuzz import fuzz
 
 from pipeline.common.atomic import replaced_together
+from pipeline.kinds.base import KindStrategy, record_context
 from pipeline.kinds.identity import fallback_speaker, independent_source
 from pipeline.kinds.normalize import (
     CACHE_SIZE,
-    FIELD_KINDS,
     NAME_MATCH,
     CountRange,
     Normalized,
@@ -63,6 +63,7 @@ from pipeline.kinds.normalize import (
     quotes_match,
     relate,
 )
+from pipeline.kinds.strategies import strategy_for
 from pipeline.reconcile.cluster import Cluster, cluster_records
 from pipeline.store.runfolder import CONFLICTS_FILENAME, INCIDENTS_FILENAME
 from schemas.fields import cited_fields_of
@@ -111,35 +112,25 @@ def _decides(grounding: Grounding | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _RecordContext:
-    """A record's context, pre-cut per field kind so normalisation caches hit across records:
-    only dates need the publication date and only cities the state and country."""
+    """A record's context: its publication date, state and country. Each kind's strategy cuts
+    out the part it reads, so normalisation caches hit across records (only dates need the
+    publication date, only cities the state and country)."""
 
-    dates: ValueContext
-    places: ValueContext
+    values: ValueContext
     speakers: dict[str, str]  # attribution -> fallback speaker id, for this record
 
 
-_NO_CONTEXT = ValueContext()
-
-
 def _context(record: IncidentRecord) -> _RecordContext:
-    def text(cited: Cited[str] | None) -> str | None:
-        return str(cited.value) if cited is not None and cited.value is not None else None
+    return _RecordContext(values=record_context(record), speakers={})
 
-    return _RecordContext(
-        dates=ValueContext(published=record.provenance.published),
-        places=ValueContext(state=text(record.where.state), country=text(record.where.country)),
-        speakers={},
-    )
+
+@lru_cache(maxsize=256)
+def _strategy(template: str) -> KindStrategy:
+    return strategy_for(template)
 
 
 def _normalize(template: str, text: str, ctx: _RecordContext) -> Normalized:
-    kind = FIELD_KINDS[template]
-    if kind == "date" or kind == "date_phrase":
-        return _normalize_cached(template, text, ctx.dates)
-    if kind == "city":
-        return _normalize_cached(template, text, ctx.places)
-    return _normalize_cached(template, text, _NO_CONTEXT)
+    return _normalize_cached(template, text, _strategy(template).context(ctx.values))
 
 
 @lru_cache(maxsize=CACHE_SIZE)
