@@ -76,3 +76,20 @@ def test_weekday_words_resolve_against_the_publication_date_and_share_their_evid
     assert facts.when.date is not None and facts.when.date.value == "2026-10-13"
     assert facts.when.precision == "day"
     assert facts.when.date.grounding is not None and facts.when.date.grounding.sentence == 2
+
+
+def test_a_value_stated_in_the_body_of_an_embedded_post_is_attributed_to_the_post() -> None:
+    text = (
+        "Man shot by deputies in Brookfield\n\n"
+        "A sheriff's deputy shot a man on Tuesday in Brookfield, Wisconsin, the sheriff's office said.\n\n"
+        "One neighbour posted about it that night:\n\n"
+        "The man ran at the deputy with a knife before the shots, I saw it all.\n"
+        "\u2014 Dana Whit (@danawhit) October 13, 2026\n\n"
+        "The sheriff's office has not said how many shots were fired."
+    )
+    facts = cite(reading(armed_with="knife", armed_sent=4, city="Brookfield", city_sent=2), text)
+    armed = facts.subjects[0].armed_with
+    assert armed is not None and "with a knife" in armed.quote
+    assert armed.attribution == "Dana Whit (@danawhit)"
+    city = facts.where.city
+    assert city is not None and city.attribution == "sheriff's office"

@@ -103,17 +103,22 @@ def _cited(
             value = surface
     if grounding.start is not None and grounding.end is not None:
         quote = text[grounding.start : grounding.end]
-        sentence = _sentence_at(sentences, grounding.start)
-        attribution = attribution_for(sentence, table=table) if sentence is not None else "outlet"
+        at = _sentence_index(sentences, grounding.start)
+        attribution = (
+            # The sentences after it: a sentence in the body of an embedded post is the post's.
+            attribution_for(sentences[at], table=table, following=sentences[at + 1 :], text=text)
+            if at is not None
+            else "outlet"
+        )
     else:
         quote, attribution = "", "outlet"
     return Cited[Any](value=value, quote=quote, attribution=attribution, grounding=grounding)
 
 
-def _sentence_at(sentences: Sequence[Sentence], start: int) -> Sentence | None:
-    for sentence in sentences:
+def _sentence_index(sentences: Sequence[Sentence], start: int) -> int | None:
+    for index, sentence in enumerate(sentences):
         if sentence.start <= start < sentence.end:
-            return sentence
+            return index
     return None
 
 
