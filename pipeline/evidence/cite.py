@@ -50,7 +50,7 @@ from schemas.contract import READING_FIELDS
 
 # Part of the cache key: bump it when a change here or in pipeline.evidence.locate changes the record
 # built from the same reply, so a re-run does not serve records built by the old rules.
-EVIDENCE_VERSION = "2"
+EVIDENCE_VERSION = "3"  # 3: speaker ids from the identity authority, posts, datelines
 
 _SECTION_TYPES: dict[str, type[Any]] = {
     "when": When,
