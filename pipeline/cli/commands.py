@@ -16,13 +16,17 @@ from pipeline.outputs.export import _export_to_db, write_files, write_run_store_
 from pipeline.outputs.report import write_report
 from pipeline.outputs.rundata import ExportError, load_run
 from pipeline.outputs.show import show_article
+from pipeline.reconcile.given import find_articles, ground_given, needs_grounding
 from pipeline.reconcile.merge import load_records, reconcile_to_dir, summary
 from pipeline.store.runfolder import RunFolder
 from pipeline.store.runlock import RunFolderBusy, run_folder_lock
 from pipeline.store.runstore import RunStore, store_path
+from schemas import IncidentRecord
 
 
-def reconcile_command(records_path: Path, out_dir: Path, *, wait: float = 0) -> int:
+def reconcile_command(
+    records_path: Path, out_dir: Path, *, wait: float = 0, article_dirs: Sequence[Path] = ()
+) -> int:
     """``triangulate reconcile RECORDS.jsonl --out DIR``: 0 done, 1 some lines invalid (the rest
     reconciled), 2 nothing done (no such file, not UTF-8, or ``DIR`` in use by another command)."""
     if not records_path.is_file():
@@ -30,13 +34,13 @@ def reconcile_command(records_path: Path, out_dir: Path, *, wait: float = 0) -> 
         return 2
     try:
         with run_folder_lock(out_dir, command="reconcile", wait=wait):
-            return _reconcile_locked(records_path, out_dir)
+            return _reconcile_locked(records_path, out_dir, article_dirs)
     except RunFolderBusy as busy:
         print(f"error: {busy}; wait for it or use another --out", file=sys.stderr)
         return 2
 
 
-def _reconcile_locked(records_path: Path, out_dir: Path) -> int:
+def _reconcile_locked(records_path: Path, out_dir: Path, article_dirs: Sequence[Path]) -> int:
     try:
         records, errors = load_records(records_path)
     except UnicodeDecodeError as exc:
@@ -44,6 +48,7 @@ def _reconcile_locked(records_path: Path, out_dir: Path) -> int:
         return 2
     for error in errors:
         print(f"error: {records_path}:{error.line}: invalid record: {error.message}", file=sys.stderr)
+    records = _ground_given(records, records_path, out_dir, article_dirs)
     counts = reconcile_to_dir(records, out_dir)
     folder = RunFolder(out_dir)
     wrote = [folder.incidents, folder.conflicts]
@@ -60,6 +65,18 @@ def _reconcile_locked(records_path: Path, out_dir: Path) -> int:
         print(f"{len(errors)} invalid line(s) skipped; fix them and run again", file=sys.stderr)
         return 1
     return 0
+
+
+def _ground_given(
+    records: list[IncidentRecord], records_path: Path, out_dir: Path | None, article_dirs: Sequence[Path]
+) -> list[IncidentRecord]:
+    """Records without grounding, grounded against their articles where the texts can be found."""
+    if not any(needs_grounding(record) for record in records):
+        return records
+    articles = find_articles(records, records_path=records_path, out_dir=out_dir, article_dirs=article_dirs)
+    grounded, outcome = ground_given(records, articles)
+    print(outcome.summary(), file=sys.stderr)
+    return grounded
 
 
 def _same_file(first: Path, second: Path) -> bool:
@@ -150,10 +167,13 @@ def show_command(
         return show_article(store, article, prompt=prompt, as_json=as_json, all_runs=all_runs, out=sys.stdout)
 
 
-def eval_command(records_path: Path, gold_path: Path, *, json_out: Path | None = None) -> int:
+def eval_command(
+    records_path: Path, gold_path: Path, *, json_out: Path | None = None, article_dirs: Sequence[Path] = ()
+) -> int:
     """``triangulate eval RECORDS.jsonl GOLD.json [--json OUT]``: 0 on success, 2 on unusable input."""
     try:
         records, bad = load_eval_records(records_path)
+        records = _ground_given(records, records_path, None, article_dirs)
         gold = load_gold(gold_path)
         report = score_records(records, gold, unreadable_lines=bad)
     except (OSError, ValueError) as exc:

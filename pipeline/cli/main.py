@@ -300,29 +300,50 @@ def retry_failed_command(out: Path, **flags: Any) -> int:
     metavar="SECONDS",
     help="Wait this long for a DIR another command is using (default: do not wait).",
 )
-def reconcile_cli(records: Path, out: Path, wait: float) -> int:
+@click.option(
+    "--articles",
+    "article_dirs",
+    type=PATH,
+    multiple=True,
+    metavar="DIR",
+    help="Where the records' articles are, to ground records that carry no grounding (also looked "
+    "for: a run store beside RECORDS.jsonl, and each record's source_path). Repeatable.",
+)
+def reconcile_cli(records: Path, out: Path, wait: float, article_dirs: tuple[Path, ...]) -> int:
     """Group records that describe the same incident, merge each group into one incident record
     and flag every field the sources disagree on.
 
-    Writes incidents.jsonl and conflicts.jsonl in DIR and, when DIR has no run store,
-    records.jsonl, so that `report` and `export` accept DIR. Exit codes: 0 done, 1 some lines
-    were invalid (the rest reconciled), 2 nothing done.
+    Records without grounding (imported or hand-written) are first grounded against their
+    articles wherever the texts can be found; values whose article is found nowhere are shown
+    as not checked. Writes incidents.jsonl and conflicts.jsonl in DIR and, when DIR has no run
+    store, records.jsonl, so that `report` and `export` accept DIR. Exit codes: 0 done, 1 some
+    lines were invalid (the rest reconciled), 2 nothing done.
 
     Examples:
 
     \b
         triangulate reconcile examples/tempe-traffic-stop/gold_records.jsonl --out out/gold
+        triangulate reconcile imported.jsonl --articles articles/ --out out/imported
     """
     from pipeline.cli.commands import reconcile_command
 
-    return reconcile_command(records, out, wait=wait)
+    return reconcile_command(records, out, wait=wait, article_dirs=article_dirs)
 
 
 @cli.command("eval", short_help="Score records against gold annotations.")
 @click.argument("records", type=PATH, metavar="RECORDS.jsonl", help="The records to score.")
 @click.argument("gold", type=PATH, metavar="GOLD.json", help="The gold annotations.")
 @click.option("--json", "json_out", type=PATH, metavar="FILE", help="Also write the report as JSON here.")
-def eval_cli(records: Path, gold: Path, json_out: Path | None) -> int:
+@click.option(
+    "--articles",
+    "article_dirs",
+    type=PATH,
+    multiple=True,
+    metavar="DIR",
+    help="Where the records' articles are, to ground records that carry no grounding (also looked "
+    "for: a run store beside RECORDS.jsonl, and each record's source_path). Repeatable.",
+)
+def eval_cli(records: Path, gold: Path, json_out: Path | None, article_dirs: tuple[Path, ...]) -> int:
     """Score extracted records field by field against hand-written gold annotations and print
     the report. Exit codes: 0 scored, 2 an input cannot be read.
 
@@ -331,10 +352,11 @@ def eval_cli(records: Path, gold: Path, json_out: Path | None) -> int:
     \b
         triangulate eval out/tempe/records.jsonl examples/tempe-traffic-stop/gold.json
         triangulate eval out/tempe/records.jsonl gold.json --json out/tempe/eval.json
+        triangulate eval imported.jsonl gold.json --articles articles/
     """
     from pipeline.cli.commands import eval_command
 
-    return eval_command(records, gold, json_out=json_out)
+    return eval_command(records, gold, json_out=json_out, article_dirs=article_dirs)
 
 
 @cli.command("export", short_help="Write dashboard tables as Parquet/CSV or to a database.")

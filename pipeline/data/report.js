@@ -38,6 +38,11 @@
       article.scrollIntoView({ block: "start" });
       return;
     }
+    if (button.dataset.status === "ungrounded") {
+      note.textContent = "Not checked: this value was never located in the article (its text was not available when it was reconciled).";
+      article.scrollIntoView({ block: "start" });
+      return;
+    }
     // Unfound quotes have no span: say so instead of highlighting something else.
     if (button.dataset.status === "unfound" || isNaN(start) || isNaN(end) || end > text.length || start > end) {
       note.textContent = "Quote not found in article: \u201c" + (quote ? quote.textContent : "") + "\u201d";

@@ -237,7 +237,9 @@ def _grounding_index(records: Iterable[IncidentRecord]) -> dict[tuple[str, str],
     return index
 
 
-_STATUS_LABELS = {"unfound": "not found in article", "ungrounded": "not grounded"}
+# A value never located in its article (its text was not available to ground it) was not
+# checked: saying "not found" would claim a search that never happened.
+_STATUS_LABELS = {"unfound": "not found in article", "ungrounded": "not checked"}
 
 
 class _Views:
