@@ -17,6 +17,7 @@ import re
 import shutil
 import sqlite3
 import stat
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -42,19 +43,24 @@ from pipeline.outputs.export import build_tables, export_to_db, write_run_store_
 from pipeline.outputs.report import render_report, utf16_offset
 from pipeline.outputs.rundata import ExportError, load_run
 from pipeline.outputs.tables import (
+    ARTICLES,
     CONFLICTS,
     FIELD_VALUES,
     INCIDENTS,
+    META,
     RECORDS,
     TABLE_SCHEMA_VERSION,
     TABLES,
     WIDE_FIELDS,
     column_name,
-    create_table_sql,
+    column_names,
     dashboard_queries,
     iter_cited,
+    key_names,
+    value_type,
 )
 from pipeline.store.runlock import LOCK_FILENAME, run_folder_lock
+from pipeline.store.runstore import storage_cause
 from schemas import IncidentRecord
 
 GROUNDED = {"exact", "normalized", "fuzzy"}
@@ -114,12 +120,34 @@ def test_wide_fields_cover_every_cited_leaf_with_its_value_type() -> None:
 
 def test_every_table_has_unique_columns_and_a_primary_key_among_them() -> None:
     for table in TABLES:
-        names = table.column_names
+        names = column_names(table)
         assert len(set(names)) == len(names), table.name
-        assert set(table.primary_key) <= set(names), table.name
+        assert key_names(table), f"{table.name} has no primary key"
         for column in table.columns:
-            if column.name in table.primary_key:
+            if column.name in key_names(table):
                 assert not column.nullable, f"{table.name}.{column.name}"
+
+
+def test_every_table_is_in_the_one_metadata_in_documented_order() -> None:
+    from pipeline.outputs.tables import METADATA
+
+    assert [t.name for t in TABLES] == [
+        "articles",
+        "records",
+        "field_values",
+        "incidents",
+        "conflicts",
+        "meta",
+    ]
+    assert set(METADATA.tables) == {t.name for t in TABLES}
+
+
+def test_a_new_cited_field_in_the_schema_becomes_a_column_of_both_wide_tables() -> None:
+    # The wide columns are derived from schemas/record.py, never listed by hand.
+    for leaf in WIDE_FIELDS:
+        assert value_type(RECORDS.c[leaf.column]) == leaf.value_type
+        assert value_type(INCIDENTS.c[leaf.column]) == leaf.value_type
+        assert f"{leaf.column}_grounding" in RECORDS.c and f"{leaf.column}_verdict" in INCIDENTS.c
 
 
 def test_postgres_column_limit_is_respected() -> None:
@@ -127,28 +155,49 @@ def test_postgres_column_limit_is_respected() -> None:
     assert max(len(t.columns) for t in TABLES) < 1600
 
 
-def test_docs_tables_md_documents_every_table_and_column_and_the_version() -> None:
+def _doc_sections(doc: str) -> dict[str, str]:
+    """The text under each "## `table`" heading of docs/tables.md."""
+    parts = re.split(r"^## `(\w+)`$", doc, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_docs_tables_md_documents_every_table_and_column_with_its_type_and_the_version() -> None:
     doc = (REPO / "docs" / "tables.md").read_text(encoding="utf-8")
     assert f"`{TABLE_SCHEMA_VERSION}`" in doc
-    for table in (t for t in TABLES if t not in (RECORDS, INCIDENTS)):
-        assert f"## `{table.name}`" in doc
-        for column in table.column_names:
-            assert f"`{column}`" in doc, f"{table.name}.{column} undocumented"
-    for table in (RECORDS, INCIDENTS):
-        assert f"## `{table.name}`" in doc
-        fixed = [c for c in table.column_names if not any(c.startswith(leaf.column) for leaf in WIDE_FIELDS)]
-        for column in fixed:
-            assert f"`{column}`" in doc, f"{table.name}.{column} undocumented"
+    sections = _doc_sections(doc)
+    for table in TABLES:
+        section = sections[table.name]
+        assert f"Primary key: {', '.join(f'`{k}`' for k in key_names(table))}." in section, table.name
+        wide = table in (RECORDS, INCIDENTS)
+        for column in table.columns:
+            if wide and any(column.name.startswith(leaf.column) for leaf in WIDE_FIELDS):
+                continue  # documented per field, in "Field columns of records and incidents"
+            assert f"| `{column.name}` | {value_type(column)} |" in section, (
+                f"{table.name}.{column.name} undocumented or documented with another type"
+            )
 
 
-def test_create_table_sql_is_idempotent_in_sqlite() -> None:
-    conn = sqlite3.connect(":memory:")
-    for _ in range(2):
-        for table in TABLES:
-            conn.execute(create_table_sql(table, "sqlite"))
-    assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
-        t.name for t in TABLES
-    }
+def test_the_sqlite_tables_keep_dates_as_iso_text_and_booleans_as_0_or_1(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    assert _export(run_dir, format=["sqlite"], to=tmp_path / "files") == 0
+    conn = sqlite3.connect(tmp_path / "files" / "tables.sqlite")
+    try:
+        declared = {
+            (table.name, str(r[1])): str(r[2])
+            for table in TABLES
+            for r in conn.execute(f'PRAGMA table_info("{table.name}")')
+        }
+        published = {r[0] for r in conn.execute("SELECT DISTINCT typeof(published) FROM articles")}
+        dates = [r[0] for r in conn.execute("SELECT published FROM articles WHERE published IS NOT NULL")]
+        supported = {r[0] for r in conn.execute("SELECT DISTINCT supported FROM field_values")}
+    finally:
+        conn.close()
+    sqlite_type = {"text": "TEXT", "integer": "INTEGER", "real": "REAL", "boolean": "INTEGER", "date": "TEXT"}
+    assert declared == {(t.name, c.name): sqlite_type[value_type(c)] for t in TABLES for c in t.columns}
+    assert published <= {"text", "null"} and dates
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d", d) for d in dates)
+    assert supported <= {0, 1, None} and supported & {0, 1}
 
 
 # --------------------------------------------------------------------------- rows
@@ -267,7 +316,7 @@ def test_an_older_table_schema_in_the_run_store_is_rebuilt(run_dir: Path) -> Non
     with sqlite3.connect(run_dir / "triangulate.sqlite") as conn:
         columns = {r[1] for r in conn.execute("PRAGMA table_info(conflicts)")}
         version = conn.execute("SELECT value FROM meta WHERE key = 'table_schema_version'").fetchone()[0]
-    assert set(CONFLICTS.column_names) <= columns and version == TABLE_SCHEMA_VERSION
+    assert set(column_names(CONFLICTS)) <= columns and version == TABLE_SCHEMA_VERSION
 
 
 def test_a_database_with_another_table_schema_version_is_refused(run_dir: Path, tmp_path: Path) -> None:
@@ -295,6 +344,151 @@ def test_a_shared_database_keeps_other_runs_rows(run_dir: Path, tmp_path: Path) 
     assert n_records == len(tempe_ids) + 1
     # The first run already held the lone article too: the union is exactly the first run's values.
     assert n_values == len(build_tables(run_dir)["field_values"])
+
+
+def test_a_shared_database_deletes_a_reexported_articles_stale_values_only(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "shared.sqlite"
+    export_to_db(run_dir, f"sqlite:///{db}")
+    lone_article, lone_record = lone_article_and_record()
+    trimmed = lone_record.model_copy(deep=True)
+    trimmed.officers.count_fired = None
+    rerun = tmp_path / "rerun"
+    write_run(rerun, [trimmed], [lone_article])
+    export_to_db(rerun, f"sqlite:///{db}")
+    with sqlite3.connect(db) as conn:
+        lone_paths = {
+            r[0]
+            for r in conn.execute(
+                "SELECT field_path FROM field_values WHERE article_id = ?", (lone_article.id,)
+            )
+        }
+        n_values = conn.execute("SELECT COUNT(*) FROM field_values").fetchone()[0]
+    assert "officers.count_fired" not in lone_paths and "where.city" in lone_paths
+    assert n_values == len(build_tables(run_dir)["field_values"]) - 1
+
+
+def test_a_reexport_into_a_shared_database_updates_changed_values_in_place(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "shared.sqlite"
+    export_to_db(run_dir, f"sqlite:///{db}")
+    lone_article, lone_record = lone_article_and_record()
+    corrected = lone_record.model_copy(deep=True)
+    assert corrected.where.city is not None
+    corrected.where.city.value = "Harlow Township"
+    rerun = tmp_path / "rerun"
+    write_run(rerun, [corrected], [lone_article])
+    export_to_db(rerun, f"sqlite:///{db}")
+    with sqlite3.connect(db) as conn:
+        city = conn.execute(
+            "SELECT where_city FROM records WHERE article_id = ?", (lone_article.id,)
+        ).fetchone()
+        value = conn.execute(
+            "SELECT value FROM field_values WHERE article_id = ? AND field_path = 'where.city'",
+            (lone_article.id,),
+        ).fetchone()
+        n_records = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    assert city == ("Harlow Township",) and value == ("Harlow Township",)
+    assert n_records == len(_records(run_dir))
+
+
+def test_a_failed_export_leaves_the_run_store_tables_as_they_were(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.outputs import export as export_module
+    from pipeline.outputs.rundata import RunIncidents
+
+    ours = ("records", "field_values", "incidents", "conflicts", "meta")
+    write_run_store_tables(run_dir)
+    with sqlite3.connect(run_dir / "triangulate.sqlite") as conn:
+        conn.execute("DELETE FROM records")  # so a half-done rewrite would show
+        before = _counts(conn, ours)
+
+    def broken_conflict_rows(run: RunIncidents) -> Any:
+        yield from []
+        raise RuntimeError("conflicts could not be read")
+
+    monkeypatch.setattr(export_module, "conflict_rows", broken_conflict_rows)
+    with pytest.raises(RuntimeError, match="conflicts could not be read"):
+        write_run_store_tables(run_dir)
+    with sqlite3.connect(run_dir / "triangulate.sqlite") as conn:
+        assert _counts(conn, ours) == before
+
+
+def test_a_failed_first_export_into_a_new_database_creates_no_table(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.outputs import export as export_module
+    from pipeline.outputs.rundata import RunIncidents
+
+    def broken_conflict_rows(run: RunIncidents) -> Any:
+        raise RuntimeError("conflicts could not be read")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(export_module, "conflict_rows", broken_conflict_rows)
+    db = tmp_path / "new.sqlite"
+    with pytest.raises(RuntimeError, match="conflicts could not be read"):
+        export_to_db(run_dir, f"sqlite:///{db}")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+def test_a_storage_failure_in_sqlite_is_raised_as_sqlites_own_error(tmp_path: Path) -> None:
+    # The batch runner tells "the disk is full / the folder is read-only" from other failures
+    # of the reconcile step by sqlite3's error, so SQLAlchemy's wrapper must not hide it.
+    from pipeline.outputs.database import sqlite_transaction
+
+    db = tmp_path / "x.sqlite"
+    with sqlite_transaction(db) as conn:
+        META.create(conn)
+    with pytest.raises(sqlite3.OperationalError) as raised, sqlite_transaction(db) as conn:
+        conn.exec_driver_sql("PRAGMA query_only = 1")  # as a read-only file or folder would
+        conn.execute(META.insert(), [{"key": "k", "value": "v"}])
+    assert (storage_cause(raised.value) or "").startswith("read-only")
+
+
+def test_a_table_of_the_same_name_without_our_columns_is_refused_and_left_alone(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "theirs.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE conflicts (incident_id TEXT, note TEXT)")
+    with pytest.raises(ExportError, match=r"table 'conflicts' exists without columns \['field',"):
+        export_to_db(run_dir, f"sqlite:///{db}")
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["conflicts"]
+
+
+@pytest.mark.parametrize("url", ["mysql://u@host/db", "sqlite://relative.sqlite", "/plain/path.sqlite"])
+def test_db_takes_only_postgresql_or_sqlite_urls(run_dir: Path, url: str) -> None:
+    with pytest.raises(ExportError, match=r"--db takes a postgresql://\.\.\. or sqlite:///PATH URL"):
+        export_to_db(run_dir, url)
+
+
+def test_a_postgresql_url_that_does_not_parse_is_an_export_error_without_its_password(run_dir: Path) -> None:
+    with pytest.raises(ExportError, match="is not a database URL") as caught:
+        export_to_db(run_dir, "postgresql://someone:s3cret-pw-123@db.internal:fivefourthree/incidents")
+    assert "s3cret-pw-123" not in str(caught.value)
+
+
+def test_postgresql_without_psycopg_installed_says_what_to_install(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # "import psycopg" now fails
+    with pytest.raises(ExportError, match=r"needs psycopg: pip install 'triangulate\[export\]'"):
+        export_to_db(run_dir, "postgresql://someone@127.0.0.1:1/nowhere")
+
+
+def test_a_sqlite_database_that_cannot_be_opened_is_an_export_error(run_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="cannot connect to the database: unable to open database file"):
+        export_to_db(run_dir, f"sqlite:///{tmp_path / 'no-such-folder' / 'db.sqlite'}")
+
+
+def test_articles_are_the_one_table_the_run_store_does_not_get_from_an_export(run_dir: Path) -> None:
+    counts = write_run_store_tables(run_dir)
+    assert set(counts.rows) == {t.name for t in TABLES} - {ARTICLES.name}
 
 
 # --------------------------------------------------------------------------- dashboard queries
@@ -415,7 +609,7 @@ def test_parquet_files_have_typed_columns_and_every_row(run_dir: Path, tmp_path:
     tables = build_tables(run_dir)
     for table in TABLES:
         read = pq.read_table(to / f"{table.name}.parquet")
-        assert read.column_names == list(table.column_names)
+        assert read.column_names == list(column_names(table))
         assert read.num_rows == len(tables[table.name])
     records = pq.read_table(to / "records.parquet")
     assert records.schema.field("subjects_0_age").type == pa.int64()
@@ -434,7 +628,7 @@ def test_csv_files_round_trip_quotes_with_commas_and_newlines(run_dir: Path, tmp
     assert texts[lone_article.id] == LONE_TEXT
     with (to / "field_values.csv").open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
-        assert tuple(next(reader)) == FIELD_VALUES.column_names
+        assert tuple(next(reader)) == column_names(FIELD_VALUES)
         assert sum(1 for _ in reader) == len(build_tables(run_dir)["field_values"])
 
 
@@ -452,18 +646,22 @@ def test_cli_export_of_a_directory_without_a_run_fails_with_a_message(
     assert "holds no run" in capsys.readouterr().err
 
 
-def test_a_directory_with_only_records_jsonl_rereads_article_texts_from_their_files(
+def test_a_reconciled_folder_without_a_run_store_gets_parquet_and_csv_with_texts_reread(
     run_dir: Path, tmp_path: Path
 ) -> None:
     bare = tmp_path / "bare"
     bare.mkdir()
-    shutil.copy(run_dir / "records.jsonl", bare / "records.jsonl")
-    data = load_run(bare)
-    tempe_ids = {a.id for a in load_articles().all}
-    assert tempe_ids <= set(data.articles)  # the example files are still where the records say
-    assert any("not found" in w for w in data.warnings)  # the lone article has no file
-    assert any("reconciled the records in memory" in w for w in data.warnings)
-    assert len(data.incidents.incidents) == len(_jsonl(run_dir / "incidents.jsonl"))
+    for name in ("records.jsonl", "incidents.jsonl", "conflicts.jsonl"):
+        shutil.copy(run_dir / name, bare / name)
+    to = tmp_path / "files"
+    assert _export(bare, to=to) == 0  # neither --format nor --db: the files are the only destination
+    assert {p.name for p in to.iterdir()} == {f"{t.name}.{ext}" for t in TABLES for ext in ("parquet", "csv")}
+    with (to / "articles.csv").open(encoding="utf-8", newline="") as handle:
+        exported = {row["id"] for row in csv.DictReader(handle)}
+    lone_article, _ = lone_article_and_record()
+    # The example files are still where the records say; the lone article never had a file.
+    assert exported == {a.id for a in load_articles().all}
+    assert lone_article.id not in exported
 
 
 # --------------------------------------------------------------------------- the run folder and the files

@@ -169,13 +169,45 @@ def test_a_database_with_another_table_schema_version_is_refused_and_left_alone(
         assert _count(conn, "SELECT COUNT(*) FROM records") == 0
 
 
-def test_an_unreachable_server_is_reported_without_the_password(run_dir: Path) -> None:
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
+def test_an_unreachable_server_is_reported_through_psycopg_3_without_the_password(
+    run_dir: Path, scheme: str
+) -> None:
     pytest.importorskip("psycopg", reason="psycopg not installed (pip install -e '.[export]')")
     secret = "s3cret-pw-123"
-    # Port 1 on loopback: nothing listens there, so the connection is refused at once.
-    with pytest.raises(ExportError) as caught:
-        export_to_db(run_dir, f"postgresql://someone:{secret}@127.0.0.1:1/nowhere?connect_timeout=5")
+    # Port 1 on loopback: nothing listens there, so the connection is refused at once. Getting as
+    # far as connecting shows the URL went to psycopg 3 (SQLAlchemy's own default is psycopg2,
+    # which is not installed: that would be "needs psycopg").
+    with pytest.raises(ExportError, match="^cannot connect to the database: ") as caught:
+        export_to_db(run_dir, f"{scheme}://someone:{secret}@127.0.0.1:1/nowhere?connect_timeout=5")
     assert secret not in str(caught.value)
+
+
+def test_a_reexport_updates_changed_values_in_place(pg_url: str, run_dir: Path, tmp_path: Path) -> None:
+    import psycopg
+
+    export_to_db(run_dir, pg_url)
+    lone_article, lone_record = lone_article_and_record()
+    corrected = lone_record.model_copy(deep=True)
+    assert corrected.where.city is not None
+    corrected.where.city.value = "Harlow Township"
+    rerun = tmp_path / "rerun"
+    write_run(rerun, [corrected], [lone_article])
+    export_to_db(rerun, pg_url)
+    with psycopg.connect(pg_url) as conn:
+        city = conn.execute(
+            "SELECT where_city FROM records WHERE article_id = %s", (lone_article.id,)
+        ).fetchone()
+        value = conn.execute(
+            "SELECT value FROM field_values WHERE article_id = %s AND field_path = 'where.city'",
+            (lone_article.id,),
+        ).fetchone()
+        counts = _counts(conn)
+    assert city == ("Harlow Township",) and value == ("Harlow Township",)
+    tables = build_tables(run_dir)
+    assert counts["records"] == len(tables["records"]) and counts["field_values"] == len(
+        tables["field_values"]
+    )
 
 
 def test_run_on_the_example_folder_with_db_fills_postgres_and_a_rerun_changes_no_counts(

@@ -1,16 +1,16 @@
 """Dashboard outputs: the tables of ``docs/tables.md`` written to SQLite, PostgreSQL, Parquet and CSV.
 
-Sources, in order of trust: the run store (``DIR/triangulate.sqlite``, the
-single source of truth of a run) for articles, records and failures, falling
-back to ``records.jsonl`` / ``failures.jsonl`` when a directory has no store
-(records reconciled with ``triangulate reconcile``); the reconciler's
-``incidents.jsonl`` / ``conflicts.jsonl`` for incidents and conflicts.
+This module builds the rows (from a run read by :func:`pipeline.outputs.rundata.load_run`) and
+writes the files; :mod:`pipeline.outputs.database` writes them into databases through
+SQLAlchemy Core. Every destination takes its columns from the one definition in
+:mod:`pipeline.outputs.tables`.
 
-Every write is an upsert keyed on the table's primary key inside one
+Every database write is an upsert keyed on the table's primary key inside one
 transaction, so exporting twice never duplicates a row. Rows that a re-export
-no longer produces are pruned: everywhere in a run store (its tables describe
-exactly that run), and in PostgreSQL only within the articles and incidents
-being exported (a shared database may hold other runs).
+no longer produces are pruned: everywhere in a run store and a standalone
+SQLite file (their tables describe exactly that run), and in a ``--db``
+database only within the articles and incidents being exported (a shared
+database may hold other runs). Files are replaced whole, all together.
 """
 
 from __future__ import annotations
@@ -18,16 +18,25 @@ from __future__ import annotations
 import csv
 import json
 import re
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
+
+from sqlalchemy import Connection, Table
 
 from pipeline import __version__
 from pipeline.common.atomic import replaced_together
-from pipeline.common.redact import redact
+from pipeline.outputs.database import (
+    Prune,
+    batched,
+    database_transaction,
+    forget_tables,
+    sqlite_transaction,
+    stored_schema_version,
+    write_tables,
+)
 from pipeline.outputs.rundata import ExportError, RunData, RunIncidents, load_run
 from pipeline.outputs.tables import (
     ARTICLES,
@@ -39,14 +48,11 @@ from pipeline.outputs.tables import (
     TABLE_SCHEMA_VERSION,
     TABLES,
     WIDE_FIELDS,
-    Table,
-    create_table_sql,
+    column_names,
     iter_cited,
-    quote_ident,
+    value_type,
 )
-from pipeline.store.runfolder import (
-    STORE_FILENAME,
-)
+from pipeline.store.runfolder import STORE_FILENAME
 from schemas import SCHEMA_VERSION, Article, IncidentRecord
 from schemas.incident import FLAGGED_VERDICTS
 
@@ -54,7 +60,6 @@ FILE_FORMATS = ("parquet", "csv", "sqlite")
 STANDALONE_SQLITE = "tables.sqlite"
 
 Row = dict[str, Any]
-Dialect = Literal["sqlite", "postgresql"]
 
 
 # ---------------------------------------------------------------------------
@@ -279,150 +284,7 @@ def build_tables(out_dir: Path) -> dict[str, list[Row]]:
 
 
 # ---------------------------------------------------------------------------
-# SQL destinations
-
-
-BATCH_ROWS = 2000
-
-# Which column scopes pruning when a shared database holds other runs: a re-export replaces the
-# rows of the articles / incidents it exports and leaves everyone else's alone.
-_PRUNE_OWNER = {FIELD_VALUES.name: "article_id", CONFLICTS.name: "incident_id"}
-
-
-def _batched(rows: Iterable[Row], size: int = BATCH_ROWS) -> Iterator[list[Row]]:
-    batch: list[Row] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _sql_value(value: Any, dialect: Dialect) -> Any:
-    if dialect == "sqlite":
-        if isinstance(value, date):
-            return value.isoformat()
-        if isinstance(value, bool):
-            return int(value)
-    return value
-
-
-class _SqlWriter:
-    """Upserts tables through a DB-API connection; the caller owns the transaction."""
-
-    def __init__(self, conn: Any, dialect: Dialect) -> None:
-        self.conn = conn
-        self.dialect = dialect
-        self.ph = "?" if dialect == "sqlite" else "%s"
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        cursor = self.conn.cursor()
-        cursor.execute(sql, params)
-        return cursor
-
-    def table_exists(self, name: str) -> bool:
-        if self.dialect == "sqlite":
-            sql = "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?"
-        else:
-            sql = (
-                "SELECT 1 FROM information_schema.tables"
-                " WHERE table_schema = current_schema() AND table_name = %s"
-            )
-        return self.execute(sql, (name,)).fetchone() is not None
-
-    def columns_of(self, name: str) -> set[str]:
-        if self.dialect == "sqlite":
-            return {str(r[1]) for r in self.execute(f"PRAGMA table_info({quote_ident(name)})").fetchall()}
-        rows = self.execute(
-            "SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = %s",
-            (name,),
-        ).fetchall()
-        return {str(r[0]) for r in rows}
-
-    def stored_schema_version(self) -> str | None:
-        if not self.table_exists(META.name):
-            return None
-        row = self.execute(
-            f"SELECT value FROM meta WHERE key = {self.ph}", ("table_schema_version",)
-        ).fetchone()
-        return str(row[0]) if row else None
-
-    def create(self, table: Table) -> None:
-        self.execute(create_table_sql(table, self.dialect))
-        missing = set(table.column_names) - self.columns_of(table.name)
-        if missing:
-            raise ExportError(
-                f"table {table.name!r} exists without columns {sorted(missing)}; it was not made by "
-                f"triangulate's table schema {TABLE_SCHEMA_VERSION}"
-            )
-
-    def upsert(self, table: Table, rows: Iterable[Row], *, prune: Literal["none", "all", "owned"]) -> int:
-        """Upsert rows via a staging table; then drop rows this export no longer produces."""
-        names = table.column_names
-        cols = ", ".join(quote_ident(n) for n in names)
-        stage = quote_ident(f"_stage_{table.name}")
-        self.execute(f"DROP TABLE IF EXISTS {stage}")
-        self.execute(f"CREATE TEMP TABLE {stage} AS SELECT {cols} FROM {quote_ident(table.name)} WHERE 1 = 0")
-        insert_stage = f"INSERT INTO {stage} ({cols}) VALUES ({', '.join(self.ph for _ in names)})"
-        count = 0
-        seen: set[tuple[Any, ...]] = set()
-        for batch in _batched(rows):
-            values = []
-            for row in batch:
-                key = tuple(row[k] for k in table.primary_key)
-                if key in seen:  # one row per key, or ON CONFLICT would hit a row twice
-                    continue
-                seen.add(key)
-                values.append(tuple(_sql_value(row.get(n), self.dialect) for n in names))
-            self._fill_stage(stage, cols, insert_stage, values)
-            count += len(values)
-        pk = ", ".join(quote_ident(k) for k in table.primary_key)
-        # Without this index SQLite's prune below is quadratic (a scan of the stage per row).
-        self.execute(f"CREATE INDEX {quote_ident(f'_stage_{table.name}_pk')} ON {stage} ({pk})")
-        updates = [n for n in names if n not in table.primary_key]
-        action = (
-            "DO UPDATE SET " + ", ".join(f"{quote_ident(n)} = excluded.{quote_ident(n)}" for n in updates)
-            if updates
-            else "DO NOTHING"
-        )
-        # "WHERE true" keeps SQLite's parser from reading ON CONFLICT as a join constraint.
-        self.execute(
-            f"INSERT INTO {quote_ident(table.name)} ({cols}) SELECT {cols} FROM {stage} WHERE true "
-            f"ON CONFLICT ({pk}) {action}"
-        )
-        if prune != "none":
-            match = " AND ".join(f"s.{quote_ident(k)} = t.{quote_ident(k)}" for k in table.primary_key)
-            where = f"NOT EXISTS (SELECT 1 FROM {stage} s WHERE {match})"
-            if prune == "owned":
-                owner = quote_ident(_PRUNE_OWNER[table.name])
-                where += (
-                    f" AND t.{owner} IN (SELECT {owner} FROM {quote_ident('_export_owners_' + table.name)})"
-                )
-            self.execute(f"DELETE FROM {quote_ident(table.name)} AS t WHERE {where}")
-        self.execute(f"DROP TABLE {stage}")
-        return count
-
-    def _fill_stage(self, stage: str, cols: str, insert_sql: str, values: list[tuple[Any, ...]]) -> None:
-        if self.dialect == "postgresql":
-            # COPY streams rows in one round trip; INSERT per row costs one each.
-            with self.conn.cursor().copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
-                for value in values:
-                    copy.write_row(value)
-        else:
-            self.conn.cursor().executemany(insert_sql, values)
-
-    def set_owners(self, table: Table, owners: Iterable[str]) -> None:
-        """The articles / incidents this export speaks for, which scope pruning of ``table``."""
-        owner = _PRUNE_OWNER[table.name]
-        name = quote_ident(f"_export_owners_{table.name}")
-        self.execute(f"DROP TABLE IF EXISTS {name}")
-        self.execute(f"CREATE TEMP TABLE {name} ({quote_ident(owner)} TEXT PRIMARY KEY)")
-        self.conn.cursor().executemany(
-            f"INSERT INTO {name} VALUES ({self.ph}) ON CONFLICT DO NOTHING", [(o,) for o in owners]
-        )
+# SQL destinations (pipeline/outputs/database.py does the writing)
 
 
 @dataclass
@@ -433,36 +295,21 @@ class ExportCounts:
         return ", ".join(f"{name} {n}" for name, n in self.rows.items())
 
 
+# The tables a run store gets from an export; its own articles and meta tables already hold
+# the articles (ours are a column subset of its).
+_RUN_STORE_TABLES = (RECORDS, FIELD_VALUES, INCIDENTS, CONFLICTS, META)
+
+
 def _write_sql(
-    writer: _SqlWriter,
-    data: RunData,
-    *,
-    tables: Sequence[Table],
-    prune: Literal["all", "owned"],
+    connection: Connection, data: RunData, *, tables: Sequence[Table], prune: Prune
 ) -> ExportCounts:
-    stored = writer.stored_schema_version()
-    if stored is not None and stored != TABLE_SCHEMA_VERSION:
-        raise ExportError(
-            f"the database holds triangulate tables of schema {stored}; this version writes "
-            f"{TABLE_SCHEMA_VERSION} (see docs/tables.md). Export to a new database or drop the old tables."
-        )
-    for table in tables:
-        writer.create(table)
-    rows = iter_table_rows(data)
-    if prune == "owned":
-        writer.set_owners(FIELD_VALUES, (r.article_id for r in data.records))
-        writer.set_owners(CONFLICTS, (i.id for i in data.incidents.incidents))
-    counts: dict[str, int] = {}
-    for table in tables:
-        table_prune: Literal["none", "all", "owned"]
-        if table.name == META.name:
-            table_prune = "none"  # the run store's meta also holds the store's own keys
-        elif prune == "owned":
-            table_prune = "owned" if table.name in _PRUNE_OWNER else "none"
-        else:
-            table_prune = "all"
-        counts[table.name] = writer.upsert(table, rows[table.name], prune=table_prune)
-    return ExportCounts(counts)
+    owners = {
+        FIELD_VALUES.name: [r.article_id for r in data.records],
+        CONFLICTS.name: [i.id for i in data.incidents.incidents],
+    }
+    return ExportCounts(
+        write_tables(connection, iter_table_rows(data), tables=tables, prune=prune, owners=owners)
+    )
 
 
 def write_run_store_tables(out_dir: Path, data: RunData | None = None) -> ExportCounts:
@@ -476,28 +323,12 @@ def write_run_store_tables(out_dir: Path, data: RunData | None = None) -> Export
     if not store_path.exists():
         raise ExportError(f"{out_dir} has no run store ({STORE_FILENAME})")
     data = data or load_run(out_dir)
-    conn = sqlite3.connect(store_path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA busy_timeout=10000")
-        writer = _SqlWriter(conn, "sqlite")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            stored = writer.stored_schema_version()
-            if stored is not None and stored != TABLE_SCHEMA_VERSION:
-                # Derived tables in our own store: rebuild them rather than refuse.
-                for table in (RECORDS, FIELD_VALUES, INCIDENTS, CONFLICTS):
-                    conn.execute(f"DROP TABLE IF EXISTS {quote_ident(table.name)}")
-                conn.execute("DELETE FROM meta WHERE key = 'table_schema_version'")
-            counts = _write_sql(
-                writer, data, tables=(RECORDS, FIELD_VALUES, INCIDENTS, CONFLICTS, META), prune="all"
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    finally:
-        conn.close()
-    return counts
+    with sqlite_transaction(store_path) as connection:
+        stored = stored_schema_version(connection)
+        if stored is not None and stored != TABLE_SCHEMA_VERSION:
+            # Derived tables in our own store: rebuild them rather than refuse.
+            forget_tables(connection, [t for t in _RUN_STORE_TABLES if t is not META])
+        return _write_sql(connection, data, tables=_RUN_STORE_TABLES, prune="all")
 
 
 def write_sqlite_file(path: Path, data: RunData) -> ExportCounts:
@@ -508,14 +339,8 @@ def write_sqlite_file(path: Path, data: RunData) -> ExportCounts:
 
 def _write_sqlite_to(path: Path, data: RunData) -> ExportCounts:
     """Fill a new, empty SQLite file (SQLite takes an empty file as an empty database)."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("BEGIN")
-        counts = _write_sql(_SqlWriter(conn, "sqlite"), data, tables=TABLES, prune="all")
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-    return counts
+    with sqlite_transaction(path) as connection:
+        return _write_sql(connection, data, tables=TABLES, prune="all")
 
 
 def export_to_db(out_dir: Path, url: str) -> None:
@@ -528,32 +353,8 @@ def export_to_db(out_dir: Path, url: str) -> None:
 
 
 def _export_to_db(data: RunData, url: str) -> ExportCounts:
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        conn = sqlite3.connect(path, isolation_level=None)
-        try:
-            conn.execute("PRAGMA busy_timeout=10000")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                counts = _write_sql(_SqlWriter(conn, "sqlite"), data, tables=TABLES, prune="owned")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        finally:
-            conn.close()
-        return counts
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise ExportError("--db takes a postgresql://... or sqlite:///PATH URL")
-    import psycopg
-
-    try:
-        with psycopg.connect(url) as pg:  # commits on success, rolls back on error
-            return _write_sql(_SqlWriter(pg, "postgresql"), data, tables=TABLES, prune="owned")
-    except psycopg.OperationalError as exc:
-        raise ExportError(f"cannot connect to the database: {redact(str(exc))}") from exc
-    except psycopg.Error as exc:
-        raise ExportError(f"the database refused the export: {redact(str(exc))}") from exc
+    with database_transaction(url) as connection:
+        return _write_sql(connection, data, tables=TABLES, prune="owned")
 
 
 # ---------------------------------------------------------------------------
@@ -570,7 +371,7 @@ def _arrow_schema(table: Table) -> Any:
         "boolean": pa.bool_(),
         "date": pa.date32(),
     }
-    return pa.schema([pa.field(c.name, types[c.type], nullable=c.nullable) for c in table.columns])
+    return pa.schema([pa.field(c.name, types[value_type(c)], nullable=c.nullable) for c in table.columns])
 
 
 def write_parquet(table: Table, rows: Iterable[Row], path: Path) -> int:
@@ -586,7 +387,7 @@ def _write_parquet_to(table: Table, rows: Iterable[Row], path: Path) -> int:
     schema = _arrow_schema(table)
     count = 0
     with pq.ParquetWriter(path, schema) as writer:
-        for batch in _batched(rows):
+        for batch in batched(rows):
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
             count += len(batch)
         if count == 0:
@@ -611,11 +412,12 @@ def write_csv(table: Table, rows: Iterable[Row], path: Path) -> int:
 
 
 def _write_csv_to(table: Table, rows: Iterable[Row], handle: IO[str]) -> int:
+    names = column_names(table)
     writer = csv.writer(handle)
-    writer.writerow(table.column_names)
+    writer.writerow(names)
     count = 0
     for row in rows:
-        writer.writerow([_csv_cell(row.get(n)) for n in table.column_names])
+        writer.writerow([_csv_cell(row.get(n)) for n in names])
         count += 1
     return count
 

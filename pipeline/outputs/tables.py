@@ -1,10 +1,11 @@
-"""The dashboard tables: their columns, keys and versioned schema.
+"""The dashboard tables: their columns, keys and versioned schema, as one SQLAlchemy ``MetaData``.
 
-One definition serves every destination (SQLite, PostgreSQL, Parquet, CSV) so
-a dashboard query written against one works against the others. The human
-documentation is ``docs/tables.md``; ``TABLE_SCHEMA_VERSION`` is stored in the
-``meta`` table and must change whenever a column is added, removed, renamed or
-retyped, so a dashboard can refuse a layout it does not know.
+One definition serves every destination: SQLite and PostgreSQL get their DDL from it
+(``METADATA.create_all``), the Parquet schema and the CSV headers are read off the same
+``Table`` objects, so a dashboard query written against one works against the others. The
+human documentation is ``docs/tables.md``; ``TABLE_SCHEMA_VERSION`` is stored in the ``meta``
+table and must change whenever a column is added, removed, renamed or retyped, so a dashboard
+can refuse a layout it does not know.
 
 Field paths are those of the gold files and the reconciler: dotted, with
 ``[i]`` for a list item and ``[]`` for "the set over all items" (for example
@@ -20,40 +21,71 @@ import re
 import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from sqlalchemy import REAL, BigInteger, Boolean, Column, Date, Double, Integer, MetaData, Table, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from schemas import Cited, IncidentFacts
 from schemas.fields import is_cited, unwrap_optional
 
 TABLE_SCHEMA_VERSION = "1.0.0"
 
-# Wide tables need a fixed column set, so list fields get a fixed number of
-# slots there; items past the cap are still in the long ``field_values`` table.
+# Wide tables need a fixed column set, so list fields get a fixed number of slots
+# there; items past the cap are still in the long ``field_values`` table.
 WIDE_LIST_SLOTS: dict[str, int] = {"subjects": 3, "agencies": 4}
 
 ColumnType = Literal["text", "integer", "real", "boolean", "date"]
 
 
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: ColumnType
-    doc: str
-    nullable: bool = True
+class _IsoDateText(TypeDecorator[date]):
+    """A date as ISO ``YYYY-MM-DD`` text: SQLite has no date type, and the run store's own
+    tables keep dates that way, so ours read the same in one query."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return value.isoformat() if isinstance(value, date) else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> date | None:
+        return date.fromisoformat(value) if isinstance(value, str) else value
 
 
-@dataclass(frozen=True)
-class Table:
-    name: str
-    doc: str
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...]
+# The SQL type of each kind of column. The SQLite variants keep the DDL the run store has
+# always had (INTEGER, REAL, 0/1 booleans, ISO text dates), so stores written before this
+# module used SQLAlchemy are still the same layout.
+_SQL_TYPES: dict[ColumnType, TypeEngine[Any]] = {
+    "text": Text(),
+    "integer": BigInteger().with_variant(Integer(), "sqlite"),
+    "real": Double().with_variant(REAL(), "sqlite"),
+    "boolean": Boolean().with_variant(Integer(), "sqlite"),
+    "date": Date().with_variant(_IsoDateText(), "sqlite"),
+}
 
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
+
+def value_type(column: Column[Any]) -> ColumnType:
+    """The kind of a column (``"integer"``, ``"date"``...), read off its SQL type.
+
+    Destinations without SQL (Parquet, CSV) and the documentation go by this, so they follow
+    the one definition above rather than a list of their own.
+    """
+    for kind, sql_type in _SQL_TYPES.items():
+        if type(column.type) is type(sql_type):
+            return kind
+    raise TypeError(f"column {column.name!r} has a type the tables do not use: {column.type!r}")
+
+
+def column_names(table: Table) -> tuple[str, ...]:
+    return tuple(column.name for column in table.columns)
+
+
+def key_names(table: Table) -> tuple[str, ...]:
+    """The primary key's columns, in key order."""
+    return tuple(column.name for column in table.primary_key.columns)
 
 
 @dataclass(frozen=True)
@@ -117,28 +149,34 @@ def iter_cited(record: IncidentFacts) -> Iterator[tuple[str, Cited[Any]]]:
     yield from walk(record, "", [n for n in IncidentFacts.model_fields if n != "statements"])
 
 
-def _c(name: str, type_: ColumnType, doc: str, nullable: bool = True) -> Column:
-    return Column(name, type_, doc, nullable)
+METADATA = MetaData()
 
 
-ARTICLES = Table(
-    name="articles",
-    doc="One row per input article. In the SQLite run store this is the store's own table.",
-    columns=(
-        _c("id", "text", "Article id: content hash of the text (schemas.article.content_hash).", False),
-        _c("source_path", "text", "File the article came from; for JSONL 'file.jsonl:LINE'."),
-        _c("outlet", "text", "Publishing outlet."),
-        _c("url", "text", "Canonical URL."),
-        _c("published", "date", "Publication date."),
-        _c("title", "text", "Headline."),
-        _c("n_chars", "integer", "Length of the text in characters (span offsets index into it)."),
-        _c("text", "text", "The article text that quotes were grounded against."),
-    ),
-    primary_key=("id",),
+def _c(name: str, type_: ColumnType, doc: str, nullable: bool = True, *, key: bool = False) -> Column[Any]:
+    # A fresh Column each call: SQLAlchemy ties a Column to the one Table it is put in.
+    return Column(name, _SQL_TYPES[type_], primary_key=key, nullable=nullable and not key, doc=doc)
+
+
+def _table(name: str, doc: str, *columns: Column[Any]) -> Table:
+    return Table(name, METADATA, *columns, info={"doc": doc})
+
+
+ARTICLES = _table(
+    "articles",
+    "One row per input article. In the SQLite run store this is the store's own table.",
+    _c("id", "text", "Article id: content hash of the text (schemas.article.content_hash).", key=True),
+    _c("source_path", "text", "File the article came from; for JSONL 'file.jsonl:LINE'."),
+    _c("outlet", "text", "Publishing outlet."),
+    _c("url", "text", "Canonical URL."),
+    _c("published", "date", "Publication date."),
+    _c("title", "text", "Headline."),
+    _c("n_chars", "integer", "Length of the text in characters (span offsets index into it)."),
+    _c("text", "text", "The article text that quotes were grounded against."),
 )
 
+
 _RECORD_PROVENANCE = (
-    _c("article_id", "text", "The article this record was extracted from.", False),
+    _c("article_id", "text", "The article this record was extracted from.", key=True),
     _c("incident_id", "text", "Incident the reconciler put the record in; null if not reconciled."),
     _c("outlet", "text", "Publishing outlet (from provenance)."),
     _c("url", "text", "Article URL (from provenance)."),
@@ -157,7 +195,11 @@ _RECORD_PROVENANCE = (
     _c("n_statements", "integer", "Items in statements."),
     _c("n_cited", "integer", "Cited values in the record (all list items, statements included)."),
     _c("n_grounded", "integer", "Of those, quotes located in the article (status other than unfound)."),
-    _c("n_unsupported", "integer", "Of those, values their own quote does not support (supported = false)."),
+    _c(
+        "n_unsupported",
+        "integer",
+        "Of those, values their own quote does not support (supported = false).",
+    ),
     _c("when_precision", "text", "day / week / month / year / unknown."),
     _c(
         "where_precision",
@@ -166,12 +208,12 @@ _RECORD_PROVENANCE = (
     ),
 )
 
-RECORDS = Table(
-    name="records",
-    doc="Wide: one row per article's record. For every Cited field, COLUMN holds the value "
+RECORDS = _table(
+    "records",
+    "Wide: one row per article's record. For every Cited field, COLUMN holds the value "
     "and COLUMN_grounding the grounding status of its quote.",
-    columns=_RECORD_PROVENANCE
-    + tuple(
+    *_RECORD_PROVENANCE,
+    *(
         col
         for leaf in WIDE_FIELDS
         for col in (
@@ -179,53 +221,50 @@ RECORDS = Table(
             _c(f"{leaf.column}_grounding", "text", f"Grounding status of the quote for {leaf.path}."),
         )
     ),
-    primary_key=("article_id",),
 )
 
-FIELD_VALUES = Table(
-    name="field_values",
-    doc="Long: one row per Cited value (and per statement) in each record, with its evidence.",
-    columns=(
-        _c("article_id", "text", "Article whose record holds the value.", False),
-        _c(
-            "field_path", "text", "Concrete path, e.g. subjects[0].name; statements are statements[i].", False
-        ),
-        _c("incident_id", "text", "Incident of the record; null if not reconciled."),
-        _c("field", "text", "Path with list indices replaced by [], e.g. subjects[].name."),
-        _c("value", "text", "The value as text (null when the model gave a quote but no value)."),
-        _c("value_json", "text", "The value as JSON (keeps its type)."),
-        _c("quote", "text", "Quote the model cited."),
-        _c("span_start", "integer", "Start offset of the located quote in articles.text (code points)."),
-        _c("span_end", "integer", "End offset (exclusive)."),
-        _c("attribution", "text", "Who the article says asserts the value."),
-        _c("speaker", "text", "Canonical speaker id."),
-        _c("grounding_status", "text", "exact / normalized / fuzzy / unfound; null if not grounded."),
-        _c("grounding_score", "real", "Match score 0-100."),
-        _c("supported", "boolean", "Whether the quote supports the value; null when not checked."),
+FIELD_VALUES = _table(
+    "field_values",
+    "Long: one row per Cited value (and per statement) in each record, with its evidence.",
+    _c("article_id", "text", "Article whose record holds the value.", key=True),
+    _c(
+        "field_path",
+        "text",
+        "Concrete path, e.g. subjects[0].name; statements are statements[i].",
+        key=True,
     ),
-    primary_key=("article_id", "field_path"),
+    _c("incident_id", "text", "Incident of the record; null if not reconciled."),
+    _c("field", "text", "Path with list indices replaced by [], e.g. subjects[].name."),
+    _c("value", "text", "The value as text (null when the model gave a quote but no value)."),
+    _c("value_json", "text", "The value as JSON (keeps its type)."),
+    _c("quote", "text", "Quote the model cited."),
+    _c("span_start", "integer", "Start offset of the located quote in articles.text (code points)."),
+    _c("span_end", "integer", "End offset (exclusive)."),
+    _c("attribution", "text", "Who the article says asserts the value."),
+    _c("speaker", "text", "Canonical speaker id."),
+    _c("grounding_status", "text", "exact / normalized / fuzzy / unfound; null if not grounded."),
+    _c("grounding_score", "real", "Match score 0-100."),
+    _c("supported", "boolean", "Whether the quote supports the value; null when not checked."),
 )
 
-INCIDENTS = Table(
-    name="incidents",
-    doc="Wide: one row per reconciled incident. For every field, COLUMN holds the merged value and "
+INCIDENTS = _table(
+    "incidents",
+    "Wide: one row per reconciled incident. For every field, COLUMN holds the merged value and "
     "COLUMN_verdict the reconciler's verdict.",
-    columns=(
-        _c("incident_id", "text", "Deterministic incident id from the clusterer.", False),
-        _c("n_articles", "integer", "Articles in the incident."),
-        _c(
-            "max_independent_sources",
-            "integer",
-            "The most independent sources behind any one field (1: nothing is confirmed independently).",
-        ),
-        _c("n_flagged", "integer", "Fields whose verdict is not agreed / not-reported (rows in conflicts)."),
-        _c("n_contradictions", "integer", "Fields whose verdict is contradiction."),
-        _c("first_published", "date", "Earliest publication date among its articles."),
-        _c("last_published", "date", "Latest publication date."),
-        _c("article_ids_json", "text", "JSON array of its article ids."),
-        _c("outlets_json", "text", "JSON array of its outlets."),
-    )
-    + tuple(
+    _c("incident_id", "text", "Deterministic incident id from the clusterer.", key=True),
+    _c("n_articles", "integer", "Articles in the incident."),
+    _c(
+        "max_independent_sources",
+        "integer",
+        "The most independent sources behind any one field (1: nothing is confirmed independently).",
+    ),
+    _c("n_flagged", "integer", "Fields whose verdict is not agreed / not-reported (rows in conflicts)."),
+    _c("n_contradictions", "integer", "Fields whose verdict is contradiction."),
+    _c("first_published", "date", "Earliest publication date among its articles."),
+    _c("last_published", "date", "Latest publication date."),
+    _c("article_ids_json", "text", "JSON array of its article ids."),
+    _c("outlets_json", "text", "JSON array of its outlets."),
+    *(
         col
         for leaf in WIDE_FIELDS
         for col in (
@@ -233,70 +272,39 @@ INCIDENTS = Table(
             _c(f"{leaf.column}_verdict", "text", f"Verdict for {leaf.path}."),
         )
     ),
-    primary_key=("incident_id",),
 )
 
-CONFLICTS = Table(
-    name="conflicts",
-    doc="One row per flagged field of an incident (the rows of conflicts.jsonl).",
-    columns=(
-        _c("incident_id", "text", "Incident.", False),
-        _c(
-            "field_path", "text", "Field path, e.g. subjects[0].place_of_death or statements[0].quote.", False
-        ),
-        _c("field", "text", "Path with list indices replaced by [], e.g. subjects[].place_of_death."),
-        _c("verdict", "text", "variant / more-specific / contradiction / single-source.", False),
-        _c("merged_value", "text", "The reconciler's consensus value as text; null when it chose none."),
-        _c("rule", "text", "The rule that chose the consensus, or why there is none."),
-        _c("n_values", "integer", "Distinct values reported."),
-        _c("n_articles", "integer", "Articles reporting the field."),
-        _c("n_independent_sources", "integer", "Independent sources among the citations that are evidence."),
-        _c("values_json", "text", "JSON array: each value with its form, article ids, speakers and counts."),
-        _c("note", "text", "The reconciler's explanation."),
+CONFLICTS = _table(
+    "conflicts",
+    "One row per flagged field of an incident (the rows of conflicts.jsonl).",
+    _c("incident_id", "text", "Incident.", key=True),
+    _c(
+        "field_path",
+        "text",
+        "Field path, e.g. subjects[0].place_of_death or statements[0].quote.",
+        key=True,
     ),
-    primary_key=("incident_id", "field_path"),
+    _c("field", "text", "Path with list indices replaced by [], e.g. subjects[].place_of_death."),
+    _c("verdict", "text", "variant / more-specific / contradiction / single-source.", False),
+    _c("merged_value", "text", "The reconciler's consensus value as text; null when it chose none."),
+    _c("rule", "text", "The rule that chose the consensus, or why there is none."),
+    _c("n_values", "integer", "Distinct values reported."),
+    _c("n_articles", "integer", "Articles reporting the field."),
+    _c("n_independent_sources", "integer", "Independent sources among the citations that are evidence."),
+    _c("values_json", "text", "JSON array: each value with its form, article ids, speakers and counts."),
+    _c("note", "text", "The reconciler's explanation."),
 )
 
-META = Table(
-    name="meta",
-    doc="Key/value facts about the export: table_schema_version, record_schema_version, ... "
+META = _table(
+    "meta",
+    "Key/value facts about the export: table_schema_version, record_schema_version, ... "
     "In the SQLite run store this is the store's own meta table (it also holds store_format).",
-    columns=(
-        _c("key", "text", "Name.", False),
-        _c("value", "text", "Value.", False),
-    ),
-    primary_key=("key",),
+    _c("key", "text", "Name.", key=True),
+    _c("value", "text", "Value.", False),
 )
 
 TABLES: tuple[Table, ...] = (ARTICLES, RECORDS, FIELD_VALUES, INCIDENTS, CONFLICTS, META)
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
-
-_SQL_TYPES: dict[str, dict[ColumnType, str]] = {
-    # SQLite keeps dates as ISO text (what the run store does) and booleans as 0/1.
-    "sqlite": {"text": "TEXT", "integer": "INTEGER", "real": "REAL", "boolean": "INTEGER", "date": "TEXT"},
-    "postgresql": {
-        "text": "TEXT",
-        "integer": "BIGINT",
-        "real": "DOUBLE PRECISION",
-        "boolean": "BOOLEAN",
-        "date": "DATE",
-    },
-}
-
-
-def quote_ident(name: str) -> str:
-    # Column names come from the schema, never from data; quoting still guards
-    # against a future field named like a keyword.
-    return '"' + name.replace('"', '""') + '"'
-
-
-def create_table_sql(table: Table, dialect: Literal["sqlite", "postgresql"]) -> str:
-    types_ = _SQL_TYPES[dialect]
-    lines = [
-        f"  {quote_ident(c.name)} {types_[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
-    ]
-    lines.append(f"  PRIMARY KEY ({', '.join(quote_ident(k) for k in table.primary_key)})")
-    return f"CREATE TABLE IF NOT EXISTS {quote_ident(table.name)} (\n" + ",\n".join(lines) + "\n)"
 
 
 DASHBOARD_QUERIES_FILE = "dashboard_queries.sql"
