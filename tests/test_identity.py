@@ -168,6 +168,19 @@ def test_a_relayed_report_counts_as_the_outlet_that_made_it_never_as_a_person() 
     assert relayed == own == "outlet:cbs-news"
 
 
+@pytest.mark.parametrize(
+    ("attribution", "station"),
+    [
+        ("Mile High 11 reported", "outlet:mile-high-11"),
+        ("according to River Valley 7 News", "outlet:river-valley-7-news"),
+    ],
+)
+def test_a_station_branded_by_its_channel_number_is_an_outlet_never_a_person(
+    attribution: str, station: str
+) -> None:
+    assert canonical_speaker(attribution, outlet="Harlow Herald") == station
+
+
 def test_a_named_witness_is_one_source_whatever_role_an_article_gives_them() -> None:
     assert _sources(
         ("witness Dolores Ybarra", "Mesa Courier"),

@@ -241,10 +241,13 @@ _PLACE_WORD = r"[A-Z][\w.'’-]*"
 _AFFILIATE = re.compile(
     rf"{_NETWORKS}(?:\s?\d{{1,2}}(?:\s+{_PLACE_WORD}){{0,3}}|(?:\s+News)?(?:\s+{_PLACE_WORD}){{1,3}})"
 )
-# A broadcast call sign ("KTAR News", "KPNX 12", "WBEZ") or a channel ("12News", "Channel 9").
+# A broadcast call sign ("KTAR News", "KPNX 12", "WBEZ"), a channel ("12News", "Channel 9"), or a
+# station branded by its channel number ("Mile High 11", "River Valley 7 News"): a speaker whose
+# capitalised name ends in a channel number is a station, since people's names carry no numbers.
 _STATION = re.compile(
     r"[KW][A-Z]{2,3}(?:-(?:TV|FM|AM|DT|CD))?(?:\s?\d{1,2})?(?:\s+News(?:\s?\d{1,2})?)?"
     r"|\d{1,2}\s?News|Channel\s+\d{1,2}(?:\s+" + _PLACE_WORD + r"){0,3}"
+    r"|(?:" + _PLACE_WORD + r"\s+){1,3}\d{1,2}(?:\s+News)?"
 )
 # Wording that relays another outlet's report, taken off before the name is read.
 _RELAY_LEAD = re.compile(
