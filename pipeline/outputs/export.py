@@ -131,6 +131,11 @@ def generic_field(path: str) -> str:
     return re.sub(r"\[\d+\]", "[]", path)
 
 
+# What a value that was never located in its article says in the tables: nobody looked, which
+# is not the same as looking and not finding it ("unfound").
+NOT_CHECKED = "not-checked"
+
+
 def article_rows(articles: Iterable[Article]) -> Iterator[Row]:
     for article in articles:
         yield {
@@ -139,6 +144,7 @@ def article_rows(articles: Iterable[Article]) -> Iterator[Row]:
             "outlet": article.outlet,
             "url": article.url,
             "published": article.published,
+            "published_from": article.published_from,
             "title": article.title,
             "n_chars": len(article.text),
             "text": article.text,
@@ -159,7 +165,7 @@ def _cited_and_statements(record: IncidentRecord) -> Iterator[tuple[str, Row]]:
                 "span_end": grounding.end if grounding else None,
                 "attribution": cited.attribution,
                 "speaker": cited.speaker,
-                "grounding_status": grounding.status.value if grounding else None,
+                "grounding_status": grounding.status.value if grounding else NOT_CHECKED,
                 "grounding_score": grounding.score if grounding else None,
                 "supported": grounding.supported if grounding else None,
             },
@@ -181,7 +187,7 @@ def _cited_and_statements(record: IncidentRecord) -> Iterator[tuple[str, Row]]:
                 "span_end": grounding.end if grounding else None,
                 "attribution": who,
                 "speaker": statement.speaker_id,
-                "grounding_status": grounding.status.value if grounding else None,
+                "grounding_status": grounding.status.value if grounding else NOT_CHECKED,
                 "grounding_score": grounding.score if grounding else None,
                 "supported": grounding.supported if grounding else None,
             },
@@ -212,7 +218,7 @@ def record_row(record: IncidentRecord, incident_id: str | None) -> Row:
         "n_statements": len(record.statements),
         "n_cited": len(evidence),
         "n_grounded": sum(
-            1 for e in evidence if e["grounding_status"] is not None and e["grounding_status"] != "unfound"
+            1 for e in evidence if e["grounding_status"] not in (NOT_CHECKED, "unfound")
         ),
         "n_unsupported": sum(1 for e in evidence if e["supported"] is False),
         "when_precision": record.when.precision,

@@ -32,7 +32,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from schemas import Cited, IncidentFacts
 from schemas.fields import is_cited, unwrap_optional
 
-TABLE_SCHEMA_VERSION = "1.0.0"
+TABLE_SCHEMA_VERSION = "1.1.0"
 
 # Wide tables need a fixed column set, so list fields get a fixed number of slots
 # there; items past the cap are still in the long ``field_values`` table.
@@ -169,6 +169,7 @@ ARTICLES = _table(
     _c("outlet", "text", "Publishing outlet."),
     _c("url", "text", "Canonical URL."),
     _c("published", "date", "Publication date."),
+    _c("published_from", "text", "Where the date came from: metadata, dateline (read from the text) or none."),
     _c("title", "text", "Headline."),
     _c("n_chars", "integer", "Length of the text in characters (span offsets index into it)."),
     _c("text", "text", "The article text that quotes were grounded against."),
@@ -242,7 +243,12 @@ FIELD_VALUES = _table(
     _c("span_end", "integer", "End offset (exclusive)."),
     _c("attribution", "text", "Who the article says asserts the value."),
     _c("speaker", "text", "Canonical speaker id."),
-    _c("grounding_status", "text", "exact / normalized / fuzzy / unfound; null if not grounded."),
+    _c(
+        "grounding_status",
+        "text",
+        "How the evidence was located: sentence-match / model-cited / exact / normalized / fuzzy / unfound, "
+        "or not-checked when the value was never located (its article text was not available).",
+    ),
     _c("grounding_score", "real", "Match score 0-100."),
     _c("supported", "boolean", "Whether the quote supports the value; null when not checked."),
 )
