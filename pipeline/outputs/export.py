@@ -217,9 +217,7 @@ def record_row(record: IncidentRecord, incident_id: str | None) -> Row:
         "n_agencies": len(record.agencies),
         "n_statements": len(record.statements),
         "n_cited": len(evidence),
-        "n_grounded": sum(
-            1 for e in evidence if e["grounding_status"] not in (NOT_CHECKED, "unfound")
-        ),
+        "n_grounded": sum(1 for e in evidence if e["grounding_status"] not in (NOT_CHECKED, "unfound")),
         "n_unsupported": sum(1 for e in evidence if e["supported"] is False),
         "when_precision": record.when.precision,
         "where_precision": record.where.precision,

@@ -169,7 +169,9 @@ ARTICLES = _table(
     _c("outlet", "text", "Publishing outlet."),
     _c("url", "text", "Canonical URL."),
     _c("published", "date", "Publication date."),
-    _c("published_from", "text", "Where the date came from: metadata, dateline (read from the text) or none."),
+    _c(
+        "published_from", "text", "Where the date came from: metadata, dateline (read from the text) or none."
+    ),
     _c("title", "text", "Headline."),
     _c("n_chars", "integer", "Length of the text in characters (span offsets index into it)."),
     _c("text", "text", "The article text that quotes were grounded against."),
