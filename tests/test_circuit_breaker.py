@@ -69,6 +69,7 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- before the batch
 
 
+@pytest.mark.slow  # a whole run in a subprocess; .ci/run runs the slow tests
 def test_40_articles_against_a_closed_port_stop_within_60_s_naming_the_refused_connection(
     tmp_path: Path,
 ) -> None:

@@ -143,6 +143,7 @@ def test_a_folder_and_a_file_nobody_may_read_are_unreadable_rows(
     assert "cannot list" in rows[2][2] and "Permission denied" in rows[2][2]
 
 
+@pytest.mark.slow  # a whole run in a subprocess; .ci/run runs the slow tests
 def test_a_folder_of_awkward_entries_runs_to_the_end_and_accounts_for_every_entry(
     tmp_path: Path, permissions_apply: None, locked_folders: list[Path]
 ) -> None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fault_server import FaultMix, FaultServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +27,7 @@ def files_containing(root: Path, needle: bytes) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file() and needle in path.read_bytes()]
 
 
+@pytest.mark.slow  # a whole run in a subprocess; .ci/run runs the slow tests
 def test_api_key_is_in_no_store_output_log_or_cassette(tmp_path: Path) -> None:
     key = f"sk-test-{secrets.token_hex(16)}"
     folder, out = tmp_path / "in", tmp_path / "out"
