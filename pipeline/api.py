@@ -1,8 +1,8 @@
 """The Python API: the pipeline's stages as plain functions, for notebooks and scripts.
 
-``import triangulate`` (or ``import pipeline``) gives these names without importing any of the
-stages; each function imports what it needs when it is called, so the model clients (openai,
-instructor, the embedded engine) load only when something is extracted.
+``import triangulate`` gives these names; each function imports the stages it needs when it is
+called, so the model clients (openai, instructor, the embedded engine) load only when something
+is extracted.
 
 A notebook session, end to end::
 

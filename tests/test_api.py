@@ -7,7 +7,6 @@ hand-made records and on the Tempe example articles.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import json
 import os
@@ -42,12 +41,12 @@ def story(number: int) -> str:
 # --------------------------------------------------------------------------- the module itself
 
 
-def test_import_triangulate_loads_no_stage_and_no_model_client_until_a_function_is_called() -> None:
+def test_import_triangulate_loads_no_model_client_until_something_is_extracted() -> None:
     probe = f"""
 import json, sys
 heavy = {HEAVY!r}
-loaded = lambda: sorted(m for m in (*heavy, "pipeline.api") if m in sys.modules)
-import triangulate, pipeline
+loaded = lambda: sorted(m for m in heavy if m in sys.modules)
+import triangulate
 seen = {{"import": loaded()}}
 triangulate.reconcile([])
 triangulate.read_articles([])
@@ -57,19 +56,14 @@ print(json.dumps(seen))
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=120
     )
-    assert json.loads(done.stdout) == {"import": [], "reconcile and read": ["pipeline.api"]}
+    assert json.loads(done.stdout) == {"import": [], "reconcile and read": []}
 
 
-def test_triangulate_pipeline_and_pipeline_api_offer_the_same_names() -> None:
+def test_triangulate_offers_exactly_the_names_of_pipeline_api() -> None:
     api_names = set(pipeline.api.__all__)
     assert set(triangulate.__all__) - {"__version__"} == api_names
     for name in api_names:
         assert getattr(triangulate, name) is getattr(pipeline.api, name)
-    # In `pipeline`, these two names are the stage packages; the rest are the API's.
-    for name in api_names - {"reconcile", "extract"}:
-        assert getattr(pipeline, name) is getattr(pipeline.api, name)
-    for stage in ("reconcile", "extract"):
-        assert getattr(pipeline, stage) is importlib.import_module(f"pipeline.{stage}")
 
 
 @pytest.mark.parametrize(
