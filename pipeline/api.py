@@ -267,27 +267,30 @@ def reconcile(
                 found.append(item.record)
         else:
             found.append(item)
-    result = reconcile_records(found)
     if out is not None:
-        _write_reconcile_folder(Path(out), found, result)
-    return result
+        return _write_reconcile_folder(Path(out), found)
+    return reconcile_records(found)
 
 
-def _write_reconcile_folder(out: Path, records: Sequence[IncidentRecord], result: ReconcileResult) -> None:
+def _write_reconcile_folder(out: Path, records: Sequence[IncidentRecord]) -> ReconcileResult:
     from pipeline.common.atomic import replaced_together
-    from pipeline.reconcile.merge import write_outputs
+    from pipeline.reconcile.folder import reconcile_into
     from pipeline.store.runfolder import RunFolder
     from pipeline.store.runlock import run_folder_lock
 
     folder = RunFolder(out)
     with run_folder_lock(out, command="reconcile"):
-        if not folder.has_store():
+        if folder.kind != "run":
             # Records before incidents: if the second write fails, the reader sees records newer
             # than incidents.jsonl and says so, rather than incidents of records it cannot find.
             with replaced_together() as files, files.open_text(folder.records) as handle:
                 for record in records:
                     handle.write(record.model_dump_json() + "\n")
-        write_outputs(result, out)
+        # Into the folder's desk, so incidents keep their ids and decisions are re-applied.
+        reconcile_into(records, out)
+        return ReconcileResult(
+            incidents=list(folder.read_incidents()), conflicts=list(folder.read_conflicts())
+        )
 
 
 def run(paths: PathLike | Iterable[PathLike], out: PathLike, /, **options: Any) -> int:
@@ -402,7 +405,7 @@ def export(
     folder_path = Path(out)
     with run_folder_lock(folder_path, command="export", wait=wait):
         data = _read_run(folder_path, stacklevel=3)
-        store = write_run_store_tables(folder_path, data) if data.folder.has_store() else None
+        store = write_run_store_tables(folder_path, data) if data.folder.kind == "run" else None
         chosen = list(formats)
         if store is None and not chosen and db is None:
             chosen = ["parquet", "csv"]

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
+from schemas.desk import AppliedDecision, StaleDecision
 from schemas.record import GroundingStatus, IncidentFacts
 
 # ``same`` and ``partial`` are given to statements only (``statements[i].quote``,
@@ -113,6 +114,11 @@ class FieldVerdict(BaseModel):
         description="Each independent source counted, with the speakers it groups "
         "(e.g. 'agency:dhs': ['agency:dhs', 'agency:ice']).",
     )
+    decision: AppliedDecision | None = Field(
+        default=None,
+        description="A reviewer's decision on this field, re-applied at every reconcile; the verdict "
+        "and the sources' values stay as the sources give them.",
+    )
 
 
 class JoinReason(BaseModel):
@@ -127,13 +133,21 @@ class JoinReason(BaseModel):
 
 
 class Incident(BaseModel):
-    id: str = Field(description="Deterministic: a hash of the sorted member article ids.")
+    id: str = Field(
+        description="Lasting: a new incident is named after a hash of its members, and keeps that id "
+        "as articles join it (see pipeline.reconcile.stable)."
+    )
+    title: str = Field(default="", description="Readable: date · place · subject, from the merged record.")
+    aliases: list[str] = Field(default_factory=list, description="Ids of incidents merged into this one.")
     article_ids: list[str]
     joins: list[JoinReason]
     merged: IncidentFacts = Field(
         description="One record: the consensus value of every field, with a citation."
     )
     fields: list[FieldVerdict]
+    stale_decisions: list[StaleDecision] = Field(
+        default_factory=list, description="Decisions on this incident that no longer apply, and why."
+    )
 
 
 class ConflictValue(BaseModel):
@@ -161,6 +175,7 @@ class Conflict(BaseModel):
     consensus: Scalar = None
     rule: str | None = None
     note: str | None = None
+    decision: AppliedDecision | None = None
 
 
 class ReconcileResult(BaseModel):

@@ -22,7 +22,18 @@ from pipeline.extract.providers import OPENAI_COMPATIBLE, choose_provider
 from schemas.options import RunOptions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["run", "retry-failed", "reconcile", "eval", "export", "report", "show", "schema"]
+COMMANDS = [
+    "run",
+    "retry-failed",
+    "reconcile",
+    "eval",
+    "export",
+    "report",
+    "show",
+    "schema",
+    "decide",
+    "decisions",
+]
 MODEL_FLAGS = [
     "--model",
     "--gguf",

@@ -137,6 +137,7 @@ def test_every_table_is_in_the_one_metadata_in_documented_order() -> None:
         "field_values",
         "incidents",
         "conflicts",
+        "decisions",
         "meta",
     ]
     assert set(METADATA.tables) == {t.name for t in TABLES}
@@ -455,7 +456,10 @@ def test_a_table_of_the_same_name_without_our_columns_is_refused_and_left_alone(
     db = tmp_path / "theirs.sqlite"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE conflicts (incident_id TEXT, note TEXT)")
-    with pytest.raises(ExportError, match=r"table 'conflicts' exists without columns \['field',"):
+    with pytest.raises(
+        ExportError,
+        match=r"table 'conflicts' exists without columns \['decided_value', 'decision', ",
+    ):
         export_to_db(run_dir, f"sqlite:///{db}")
     with sqlite3.connect(db) as conn:
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["conflicts"]
@@ -486,9 +490,10 @@ def test_a_sqlite_database_that_cannot_be_opened_is_an_export_error(run_dir: Pat
         export_to_db(run_dir, f"sqlite:///{tmp_path / 'no-such-folder' / 'db.sqlite'}")
 
 
-def test_articles_are_the_one_table_the_run_store_does_not_get_from_an_export(run_dir: Path) -> None:
+def test_articles_and_decisions_are_the_tables_the_run_store_keeps_itself(run_dir: Path) -> None:
+    # The store's own articles and decisions tables are the source of those rows.
     counts = write_run_store_tables(run_dir)
-    assert set(counts.rows) == {t.name for t in TABLES} - {ARTICLES.name}
+    assert set(counts.rows) == {t.name for t in TABLES} - {ARTICLES.name, "decisions"}
 
 
 # --------------------------------------------------------------------------- dashboard queries

@@ -1000,13 +1000,14 @@ def _summary_text(summary: BatchSummary, out_dir: Path, n_records: int, n_failur
 
 def _reconcile(store: RunStore, out_dir: Path) -> int:
     from pipeline.outputs.export import write_run_store_tables
-    from pipeline.reconcile.merge import reconcile, write_outputs
+    from pipeline.reconcile.folder import reconcile_into
 
     records = store.records()
     if not records:
         return EXIT_OK
     try:
-        write_outputs(reconcile(records), out_dir)
+        # Into the folder's desk: incidents keep their ids across runs, decisions are re-applied.
+        outcome = reconcile_into(records, out_dir)
         # The dashboard tables live in the run store by default, so a dashboard
         # pointed at DIR/triangulate.sqlite sees every run without an export step.
         write_run_store_tables(out_dir)
@@ -1028,7 +1029,7 @@ def _reconcile(store: RunStore, out_dir: Path) -> int:
             file=sys.stderr,
         )
         return EXIT_PARTIAL
-    print(f"reconciled {len(records)} records into {out_dir}", file=sys.stderr)
+    print(f"reconciled {len(records)} records into {out_dir}: {outcome.summary()}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import getpass
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,14 +16,18 @@ from pipeline.outputs.evaluate import format_report, load_gold, score_records
 from pipeline.outputs.evaluate import load_records as load_eval_records
 from pipeline.outputs.export import _export_to_db, write_files, write_run_store_tables
 from pipeline.outputs.report import write_report
-from pipeline.outputs.rundata import ExportError, load_run
+from pipeline.outputs.rundata import ExportError, decision_states, load_run
 from pipeline.outputs.show import show_article
+from pipeline.reconcile.folder import reconcile_into
 from pipeline.reconcile.given import find_articles, ground_given, needs_grounding
-from pipeline.reconcile.merge import load_records, reconcile_to_dir, summary
+from pipeline.reconcile.merge import load_records, summary
+from pipeline.store.desk import Desk, now
 from pipeline.store.runfolder import RunFolder
 from pipeline.store.runlock import RunFolderBusy, run_folder_lock
 from pipeline.store.runstore import RunStore, store_path
-from schemas import IncidentRecord
+from schemas import Incident, IncidentRecord
+from schemas.desk import Decision, DecisionAction
+from schemas.incident import FLAGGED_VERDICTS, Scalar
 
 
 def reconcile_command(
@@ -49,17 +55,25 @@ def _reconcile_locked(records_path: Path, out_dir: Path, article_dirs: Sequence[
     for error in errors:
         print(f"error: {records_path}:{error.line}: invalid record: {error.message}", file=sys.stderr)
     records = _ground_given(records, records_path, out_dir, article_dirs)
-    counts = reconcile_to_dir(records, out_dir)
     folder = RunFolder(out_dir)
     wrote = [folder.incidents, folder.conflicts]
-    if not folder.has_store() and not _same_file(records_path, folder.records):
+    if folder.kind != "run" and not _same_file(records_path, folder.records):
+        # A folder that grows: the records already in DIR stay, and an article read again
+        # replaces its earlier record rather than adding a second one.
+        if folder.has_records():
+            earlier = {record.article_id: record for record in folder.read_records()}
+            new = sum(1 for record in records if record.article_id not in earlier)
+            print(f"adding {new} new record(s) to the {len(earlier)} already in {out_dir}", file=sys.stderr)
+            records = list({**earlier, **{record.article_id: record for record in records}}.values())
         # Make DIR a run folder that `report` and `export` accept: they read the records from
-        # records.jsonl when there is no run store (a run folder's records come from its store).
+        # records.jsonl when there is no run (a run folder's records come from its store).
         with replaced_together() as files, files.open_text(folder.records) as out:
             for record in records:
                 out.write(record.model_dump_json() + "\n")
         wrote.append(folder.records)
-    print(summary(counts))
+    outcome = reconcile_into(records, out_dir)
+    print(summary(outcome.counts))
+    print(outcome.summary())
     print("wrote " + ", ".join(str(path) for path in wrote))
     if errors:
         print(f"{len(errors)} invalid line(s) skipped; fix them and run again", file=sys.stderr)
@@ -126,7 +140,7 @@ def _export_locked(out_dir: Path, formats: list[str], to: Path | None, db: str |
         data = load_run(out_dir)
         for warning in data.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        if RunFolder(out_dir).has_store():
+        if RunFolder(out_dir).kind == "run":
             counts = write_run_store_tables(out_dir, data)
             print(f"run store {RunFolder(out_dir).store}: {counts.summary()}")
         elif not formats and not db:
@@ -184,4 +198,158 @@ def eval_command(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
         print(f"report written to {json_out}")
+    return 0
+
+
+def refresh_folder(out_dir: Path) -> int:
+    """Reconcile a run folder again from its own records (the run store's, or records.jsonl), so
+    its incidents, conflicts and dashboard tables show the latest decisions. Returns 0, or 1
+    after a message when the folder holds no records."""
+    folder = RunFolder(out_dir)
+    if folder.kind == "run":
+        with RunStore(out_dir) as store:
+            records = store.records()
+    elif folder.has_records():
+        records = list(folder.read_records())
+    else:
+        print(f"error: {folder.describe()}", file=sys.stderr)
+        return 1
+    outcome = reconcile_into(records, out_dir)
+    if folder.kind == "run":
+        write_run_store_tables(out_dir)
+    print(f"{summary(outcome.counts)}; {outcome.summary()}")
+    return 0
+
+
+def _evidence_of(incident: Incident, field_path: str) -> list[dict[str, Scalar]]:
+    """What the reviewer saw of a field: each value with its articles' quotes."""
+    verdict = next((f for f in incident.fields if f.path == field_path), None)
+    if verdict is None:
+        return []
+    return [
+        {
+            "value": value.value,
+            "article_id": citation["article_id"],
+            "outlet": citation["outlet"],
+            "quote": citation["quote"],
+        }
+        for value in verdict.values
+        for citation in value.citations
+    ]
+
+
+def decide_command(
+    out_dir: Path,
+    incident_id: str,
+    *,
+    field_path: str | None = None,
+    value: str | None = None,
+    accept: str | None = None,
+    resolved: bool = False,
+    merge_with: str | None = None,
+    split_articles: Sequence[str] = (),
+    note: str = "",
+    by: str | None = None,
+) -> int:
+    """``triangulate decide``: record one decision and reconcile the folder again."""
+    given = {
+        "--value": value is not None,
+        "--accept": accept is not None,
+        "--resolved": resolved,
+        "--merge-with": merge_with is not None,
+        "--split": bool(split_articles),
+    }
+    chosen = [flag for flag, present in given.items() if present]
+    if len(chosen) != 1:
+        print(f"error: give exactly one of {', '.join(given)}", file=sys.stderr)
+        return 2
+    if chosen[0] in ("--value", "--accept", "--resolved") and not field_path:
+        print(f"error: {chosen[0]} needs --field PATH", file=sys.stderr)
+        return 2
+    folder = RunFolder(out_dir)
+    if not folder.has_incidents():
+        print(
+            f"error: {out_dir} has no incidents to decide on; run or reconcile into it first", file=sys.stderr
+        )
+        return 2
+    incidents = {incident.id: incident for incident in folder.read_incidents()}
+    with run_folder_lock(out_dir, command="decide"):
+        with RunStore(out_dir) as store:
+            desk = Desk(store)
+            current = desk.resolve(incident_id)
+            if current not in incidents:
+                print(f"error: no incident {incident_id} in {out_dir}", file=sys.stderr)
+                return 2
+            incident = incidents[current]
+            if field_path and not any(f.path == field_path for f in incident.fields):
+                paths = ", ".join(f.path for f in incident.fields if f.verdict in FLAGGED_VERDICTS)
+                print(
+                    f"error: incident {current} has no field {field_path}; flagged: {paths}", file=sys.stderr
+                )
+                return 2
+            if merge_with and desk.resolve(merge_with) not in incidents:
+                print(f"error: no incident {merge_with} in {out_dir}", file=sys.stderr)
+                return 2
+            action: DecisionAction = (
+                "set" if value is not None else "accept" if accept is not None
+                else "resolved" if resolved else "merge" if merge_with else "split"
+            )  # fmt: skip
+            decision = desk.add_decision(
+                Decision(
+                    at=now(),
+                    by=by or getpass.getuser(),
+                    incident_id=current,
+                    action=action,
+                    field_path=field_path if action in ("set", "accept", "resolved") else None,
+                    value=_typed(value if value is not None else accept),
+                    note=note,
+                    other_incident=merge_with,
+                    article_ids=list(split_articles),
+                    evidence=_evidence_of(incident, field_path) if field_path else [],
+                )
+            )
+        print(
+            f"decision {decision.seq} recorded: {action} on {current}"
+            + (f" {field_path}" if field_path else "")
+        )
+        return refresh_folder(out_dir)
+
+
+def _typed(text: str | None) -> Scalar:
+    """A value as given on the command line: a number or true/false when it reads as one."""
+    if text is None:
+        return None
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def decisions_command(out_dir: Path, *, as_json: bool = False) -> int:
+    """``triangulate decisions DIR``: 0 listed (even none), 2 DIR is no run folder."""
+    if RunFolder(out_dir).kind == "none" and not RunFolder(out_dir).has_store():
+        print(f"error: {RunFolder(out_dir).describe()}", file=sys.stderr)
+        return 2
+    folder = RunFolder(out_dir)
+    incidents = list(folder.read_incidents()) if folder.has_incidents() else []
+    states = [(s.decision, s.state) for s in decision_states(folder, incidents)]
+    for decision, state in states:
+        if as_json:
+            print(json.dumps({**decision.model_dump(mode="json"), "state": state}, ensure_ascii=False))
+            continue
+        what = decision.field_path or (
+            f"merge with {decision.other_incident}" if decision.action == "merge"
+            else "split " + ", ".join(decision.article_ids)
+        )  # fmt: skip
+        shown = f" = {decision.value!r}" if decision.action in ("set", "accept") else ""
+        print(
+            f"{decision.seq:>4}  {decision.at:%Y-%m-%d %H:%M}  {decision.by:<10} {decision.incident_id}  "
+            f"{decision.action} {what}{shown}  [{state}]"
+        )
+        if decision.note:
+            print(f"      note: {decision.note}")
+    if not as_json:
+        print(f"{len(states)} decision(s)")
     return 0

@@ -419,6 +419,81 @@ def report_cli(out: Path, html: Path | None) -> int:
     return report_command(out, html)
 
 
+@cli.command("decide", short_help="Record a reviewer's decision on an incident.")
+@click.argument("out", type=PATH, metavar="DIR", help="A run folder (the --out of `run` or `reconcile`).")
+@click.option("--incident", "incident_id", required=True, metavar="ID", help="The incident, by its id.")
+@click.option("--field", "field_path", metavar="PATH", help="The field, e.g. subjects[0].place_of_death.")
+@click.option("--value", metavar="V", help="Set the field to this value (say why with --note).")
+@click.option("--accept", metavar="VALUE", help="Accept this one of the sources' values for the field.")
+@click.option("--resolved", is_flag=True, help="Mark the field's conflict resolved as merged.")
+@click.option("--merge-with", metavar="ID", help="Merge this incident and incident ID into one.")
+@click.option(
+    "--split", "split_articles", multiple=True, metavar="ARTICLE", help="Split this article off (repeatable)."
+)
+@click.option("--note", default="", metavar="TEXT", help="Why: shown with the decision everywhere.")
+@click.option(
+    "--by", default=None, metavar="NAME", envvar="TRIANGULATE_REVIEWER", show_envvar=True, help="Who decides."
+)
+def decide_cli(
+    out: Path,
+    incident_id: str,
+    field_path: str | None,
+    value: str | None,
+    accept: str | None,
+    resolved: bool,
+    merge_with: str | None,
+    split_articles: tuple[str, ...],
+    note: str,
+    by: str | None,
+) -> int:
+    """Record a reviewer's decision on an incident, in the folder's run store (append-only), and
+    reconcile the folder again so every output shows it. Every later reconcile re-applies it; a
+    decision that no longer applies is flagged, never dropped (`triangulate decisions`).
+
+    Give a field and one of --value, --accept or --resolved; or --merge-with; or --split.
+    Exit codes: 0 recorded, 2 a usage error (no such folder or incident, no decision given).
+
+    Examples:
+
+    \b
+        triangulate decide runs/tempe --incident inc-8824bb0c --field where.place --value Apache --note ME
+        triangulate decide runs/tempe --incident inc-8824bb0c --field where.city --accept Tempe
+        triangulate decide runs/tempe --incident inc-8824bb0c --merge-with inc-77d0e1f2 --note "same raid"
+    """
+    from pipeline.cli.commands import decide_command
+
+    return decide_command(
+        out,
+        incident_id,
+        field_path=field_path,
+        value=value,
+        accept=accept,
+        resolved=resolved,
+        merge_with=merge_with,
+        split_articles=split_articles,
+        note=note,
+        by=by,
+    )
+
+
+@cli.command("decisions", short_help="List the reviewers' decisions of a run folder.")
+@click.argument("out", type=PATH, metavar="DIR", help="A run folder.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of text.")
+def decisions_cli(out: Path, as_json: bool) -> int:
+    """List every decision recorded in DIR, oldest first, each with whether it stands, was
+    superseded by a later one on the same field, or no longer applies (and why).
+
+    Examples:
+
+    \b
+        triangulate decisions runs/tempe
+        triangulate decisions runs/tempe --json > decisions.jsonl
+    """
+    from pipeline.cli.commands import decisions_command
+
+    return decisions_command(out, as_json=as_json)
+
+
 @cli.command(
     "show", short_help="Audit one article: the prompts, the raw model replies, and the record made from them."
 )

@@ -41,6 +41,7 @@ from pipeline.outputs.rundata import ExportError, RunData, RunIncidents, load_ru
 from pipeline.outputs.tables import (
     ARTICLES,
     CONFLICTS,
+    DECISIONS,
     FIELD_VALUES,
     INCIDENTS,
     META,
@@ -54,7 +55,7 @@ from pipeline.outputs.tables import (
 )
 from pipeline.store.runfolder import STORE_FILENAME
 from schemas import SCHEMA_VERSION, Article, IncidentRecord
-from schemas.incident import FLAGGED_VERDICTS
+from schemas.incident import FLAGGED_VERDICTS, FieldVerdict
 
 FILE_FORMATS = ("parquet", "csv", "sqlite")
 STANDALONE_SQLITE = "tables.sqlite"
@@ -74,6 +75,7 @@ def incident_rows(run: RunIncidents, articles: dict[str, Article]) -> Iterator[R
         by_path = {f.path: f for f in incident.fields}
         row: Row = {
             "incident_id": incident.id,
+            "title": incident.title,
             "n_articles": len(incident.article_ids),
             "max_independent_sources": max((f.n_independent_sources for f in incident.fields), default=0),
             "n_flagged": sum(1 for f in incident.fields if f.verdict in FLAGGED_VERDICTS),
@@ -86,7 +88,9 @@ def incident_rows(run: RunIncidents, articles: dict[str, Article]) -> Iterator[R
         for leaf in WIDE_FIELDS:
             field_verdict = by_path.get(leaf.path)
             row[leaf.column] = (
-                _coerce(field_verdict.consensus, leaf.value_type) if field_verdict is not None else None
+                _coerce(_decided_or_consensus(field_verdict), leaf.value_type)
+                if field_verdict is not None
+                else None
             )
             row[f"{leaf.column}_verdict"] = field_verdict.verdict if field_verdict is not None else None
         yield row
@@ -115,6 +119,33 @@ def conflict_rows(run: RunIncidents) -> Iterator[Row]:
                 [v.model_dump(mode="json") for v in conflict.values], ensure_ascii=False, sort_keys=True
             ),
             "note": conflict.note,
+            "decision": conflict.decision.action if conflict.decision else None,
+            "decided_value": _value_text(conflict.decision.value) if conflict.decision else None,
+            "decision_note": conflict.decision.note if conflict.decision else None,
+        }
+
+
+def _decided_or_consensus(verdict: FieldVerdict) -> Any:
+    """The value a dashboard shows for a field: the reviewer's, where one decided it."""
+    if verdict.decision is not None and verdict.decision.action in ("accept", "set"):
+        return verdict.decision.value
+    return verdict.consensus
+
+
+def decision_rows(data: RunData) -> Iterator[Row]:
+    """One ``decisions`` row per recorded decision."""
+    for entry in data.decisions:
+        decision = entry.decision
+        yield {
+            "seq": decision.seq,
+            "at": decision.at.isoformat(),
+            "by": decision.by,
+            "incident_id": entry.incident_id,
+            "action": decision.action,
+            "field_path": decision.field_path,
+            "value": _value_text(decision.value),
+            "note": decision.note,
+            "state": entry.state,
         }
 
 
@@ -278,6 +309,7 @@ def iter_table_rows(data: RunData) -> dict[str, Iterable[Row]]:
         ),
         INCIDENTS.name: incident_rows(data.incidents, data.articles),
         CONFLICTS.name: conflict_rows(data.incidents),
+        DECISIONS.name: decision_rows(data),
         META.name: meta_rows(data),
     }
 

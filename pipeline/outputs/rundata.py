@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pipeline.store.runfolder import FolderKind, RunFolder, RunFolderError
 from schemas import Article, FailureRow, IncidentRecord
+from schemas.desk import Decision
 from schemas.incident import Conflict, FieldVerdict, Incident
 
 
@@ -101,6 +102,8 @@ class RunData:
     warnings: list[str] = field(default_factory=list)
     kind: FolderKind = "run"
     """``"run"`` (read from a run store) or ``"reconcile"`` (records.jsonl, no store)."""
+    decisions: list[DecisionState] = field(default_factory=list)
+    """Reviewers' decisions, oldest first, each with whether it stands."""
 
     @property
     def folder(self) -> RunFolder:
@@ -134,7 +137,54 @@ def load_run(out_dir: Path) -> RunData:
             raise ExportError(folder.describe())
     except RunFolderError as exc:
         raise ExportError(str(exc)) from exc
-    return RunData(folder.root, records, articles, failures, incidents, warnings, kind)
+    decisions = decision_states(folder, incidents.incidents) if folder.has_store() else []
+    return RunData(folder.root, records, articles, failures, incidents, warnings, kind, decisions)
+
+
+@dataclass(frozen=True)
+class DecisionState:
+    """A recorded decision, the id its incident goes by now, and its state: ``applied``,
+    ``superseded by N`` or ``no longer applies: REASON``."""
+
+    decision: Decision
+    incident_id: str
+    state: str
+
+
+GONE = "its incident no longer exists (split, or articles removed)"
+
+
+def decision_states(folder: RunFolder, incidents: Sequence[Incident]) -> list[DecisionState]:
+    """Every decision of a folder's run store, oldest first, with its state."""
+    from pipeline.store.desk import Desk
+    from pipeline.store.runstore import RunStore
+
+    with RunStore(folder.store) as store:
+        desk = Desk(store)
+        decisions = desk.decisions()
+        current = {d.seq: desk.resolve(d.incident_id) for d in decisions}
+    by_id = {incident.id: incident for incident in incidents}
+    latest: dict[tuple[str, str], int] = {}
+    for d in decisions:
+        if d.field_path:
+            latest[(current[d.seq], d.field_path)] = d.seq or 0
+    states: list[DecisionState] = []
+    for d in decisions:
+        incident_id = current[d.seq]
+        incident = by_id.get(incident_id)
+        stale = (
+            next((s for s in incident.stale_decisions if s.decision.seq == d.seq), None) if incident else None
+        )
+        if d.field_path and latest[(incident_id, d.field_path)] != d.seq:
+            state = f"superseded by {latest[(incident_id, d.field_path)]}"
+        elif incident is None:
+            state = f"no longer applies: {GONE}"
+        elif stale is not None:
+            state = f"no longer applies: {stale.reason}"
+        else:
+            state = "applied"
+        states.append(DecisionState(d, incident_id, state))
+    return states
 
 
 def _read_store(folder: RunFolder) -> tuple[list[IncidentRecord], dict[str, Article], list[FailureRow]]:

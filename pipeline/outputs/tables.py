@@ -32,7 +32,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from schemas import Cited, IncidentFacts
 from schemas.fields import is_cited, unwrap_optional
 
-TABLE_SCHEMA_VERSION = "1.1.0"
+TABLE_SCHEMA_VERSION = "1.2.0"
 
 # Wide tables need a fixed column set, so list fields get a fixed number of slots
 # there; items past the cap are still in the long ``field_values`` table.
@@ -259,7 +259,13 @@ INCIDENTS = _table(
     "incidents",
     "Wide: one row per reconciled incident. For every field, COLUMN holds the merged value and "
     "COLUMN_verdict the reconciler's verdict.",
-    _c("incident_id", "text", "Deterministic incident id from the clusterer.", key=True),
+    _c(
+        "incident_id",
+        "text",
+        "Lasting incident id: a new incident is named after its members and keeps the id as articles join.",
+        key=True,
+    ),
+    _c("title", "text", "Readable name: date · place · subject."),
     _c("n_articles", "integer", "Articles in the incident."),
     _c(
         "max_independent_sources",
@@ -276,7 +282,7 @@ INCIDENTS = _table(
         col
         for leaf in WIDE_FIELDS
         for col in (
-            _c(leaf.column, leaf.value_type, f"Merged value of {leaf.path}."),
+            _c(leaf.column, leaf.value_type, f"Merged value of {leaf.path} (a reviewer's decision wins)."),
             _c(f"{leaf.column}_verdict", "text", f"Verdict for {leaf.path}."),
         )
     ),
@@ -301,6 +307,24 @@ CONFLICTS = _table(
     _c("n_independent_sources", "integer", "Independent sources among the citations that are evidence."),
     _c("values_json", "text", "JSON array: each value with its form, article ids, speakers and counts."),
     _c("note", "text", "The reconciler's explanation."),
+    _c("decision", "text", "A reviewer's decision on the field: accept / set / resolved; null if none."),
+    _c("decided_value", "text", "The value the reviewer decided (as text)."),
+    _c("decision_note", "text", "The reviewer's note."),
+)
+
+DECISIONS = _table(
+    "decisions",
+    "One row per recorded reviewer decision (append-only), with whether it stands. "
+    "In the SQLite run store the store keeps its own decisions table (the source of these rows).",
+    _c("seq", "integer", "Order of recording.", key=True),
+    _c("at", "text", "When it was recorded (ISO 8601, UTC)."),
+    _c("by", "text", "Who decided."),
+    _c("incident_id", "text", "The incident, by the id it goes by now."),
+    _c("action", "text", "accept / set / resolved / merge / split."),
+    _c("field_path", "text", "The field decided on; null for merge and split."),
+    _c("value", "text", "The decided value (as text)."),
+    _c("note", "text", "The reviewer's note."),
+    _c("state", "text", "applied / superseded by N / no longer applies: REASON."),
 )
 
 META = _table(
@@ -311,7 +335,7 @@ META = _table(
     _c("value", "text", "Value.", False),
 )
 
-TABLES: tuple[Table, ...] = (ARTICLES, RECORDS, FIELD_VALUES, INCIDENTS, CONFLICTS, META)
+TABLES: tuple[Table, ...] = (ARTICLES, RECORDS, FIELD_VALUES, INCIDENTS, CONFLICTS, DECISIONS, META)
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 
 

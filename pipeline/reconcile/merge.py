@@ -38,6 +38,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,16 @@ from pipeline.kinds.normalize import (
 )
 from pipeline.kinds.strategies import strategy_for
 from pipeline.reconcile.cluster import Cluster, cluster_records
+from pipeline.reconcile.decide import (
+    DeskState,
+    apply_field_decisions,
+    field_decisions,
+    regroup,
+    title_of,
+)
+from pipeline.reconcile.stable import assign_ids
 from pipeline.store.runfolder import CONFLICTS_FILENAME, INCIDENTS_FILENAME
+from schemas.desk import Decision, StaleDecision
 from schemas.fields import cited_fields_of
 from schemas.incident import (
     FLAGGED_VERDICTS,
@@ -927,13 +937,17 @@ def _incident_dict(cluster: Cluster) -> dict[str, Any]:
     merged["statements"].extend(further)
 
     _set_precisions(merged, fields)
-    return {
+    shape = {
         "id": cluster.id,
         "article_ids": [r.article_id for r in records],
         "joins": list(cluster.joins),
         "merged": merged,
         "fields": fields,
+        "aliases": [],
+        "stale_decisions": [],
     }
+    shape["title"] = title_of(shape)
+    return shape
 
 
 def reconcile_cluster(cluster: Cluster) -> Incident:
@@ -985,14 +999,19 @@ def _conflict_dicts(incident: dict[str, Any]) -> list[dict[str, Any]]:
             "consensus": f.get("consensus"),
             "rule": f.get("rule"),
             "note": f.get("note"),
+            "decision": f.get("decision"),
         }
         for f in incident["fields"]
         if f["verdict"] in FLAGGED_VERDICTS
     ]
 
 
-def _iter_shapes(records: Sequence[IncidentRecord]) -> Iterator[dict[str, Any]]:
-    """Each incident as plain dicts in the shape of ``Incident``, in id order."""
+def _iter_shapes(
+    records: Sequence[IncidentRecord], desk: DeskState | None = None
+) -> Iterator[dict[str, Any]]:
+    """Each incident as plain dicts in the shape of ``Incident``, in id order. With ``desk``,
+    incidents keep the ids they had (``pipeline.reconcile.stable``) and reviewers' decisions are
+    applied (``pipeline.reconcile.decide``); ``desk`` then holds the ids settled on."""
     # Reconciling allocates millions of small objects and no reference cycles;
     # the cyclic collector would rescan the input records over and over (half
     # the run time at 10k records), so it is paused while this runs.
@@ -1002,8 +1021,35 @@ def _iter_shapes(records: Sequence[IncidentRecord]) -> Iterator[dict[str, Any]]:
         # (A process pool was measured here: forked workers copy the records'
         # pages as reference counts change, and pickling verdicts back costs
         # more than judging them, so one process is faster on two cores.)
-        for cluster in cluster_records(records):
-            yield _incident_dict(cluster)
+        clusters = cluster_records(records)
+        decided: dict[str, list[Decision]] = {}
+        if desk is not None:
+            regroupings = [d for d in desk.decisions if d.action in ("merge", "split")]
+            clusters = regroup(clusters, sorted(regroupings, key=lambda d: d.seq or 0), desk)
+            desk.assignment = assign_ids(
+                clusters, desk.previous, desk.created_at, at=desk.at or datetime.now(UTC)
+            )
+            clusters = desk.assignment.clusters
+            for old, into in desk.assignment.merged.items():
+                desk.aliases.setdefault(into, []).append(old)
+            decided = field_decisions(desk)
+        for cluster in clusters:
+            shape = _incident_dict(cluster)
+            if desk is not None:
+                shape["aliases"] = sorted(desk.aliases.get(cluster.id, []))
+                mine = decided.pop(cluster.id, [])
+                stale = apply_field_decisions(shape, mine)
+                desk.applied += len(mine) - len(stale)
+                desk.stale.extend(stale)
+                shape["stale_decisions"] = [s.model_dump(mode="json") for s in stale]
+            yield shape
+        for gone in decided.values():
+            desk_stale = [
+                StaleDecision(decision=d, reason="its incident no longer exists (split, or articles removed)")
+                for d in gone
+            ]
+            if desk is not None:
+                desk.stale.extend(desk_stale)
     finally:
         clear_caches()
         _normalize_cached.cache_clear()
@@ -1011,23 +1057,26 @@ def _iter_shapes(records: Sequence[IncidentRecord]) -> Iterator[dict[str, Any]]:
             gc.enable()
 
 
-def iter_incidents(records: Sequence[IncidentRecord]) -> Iterator[tuple[Incident, list[Conflict]]]:
+def iter_incidents(
+    records: Sequence[IncidentRecord], desk: DeskState | None = None
+) -> Iterator[tuple[Incident, list[Conflict]]]:
     """Each incident with its conflicts, in incident-id order, one at a time.
 
     Each is validated as soon as it is built, so the intermediate dicts are
     freed at once; a caller that drops each incident keeps memory at the size
     of the input.
     """
-    for shape in _iter_shapes(records):
+    for shape in _iter_shapes(records, desk):
         conflicts = [Conflict.model_validate(c) for c in _conflict_dicts(shape)]
         yield Incident.model_validate(shape), conflicts
 
 
-def reconcile(records: Sequence[IncidentRecord]) -> ReconcileResult:
-    """Cluster records into incidents and judge every field; independent of input order."""
+def reconcile(records: Sequence[IncidentRecord], *, desk: DeskState | None = None) -> ReconcileResult:
+    """Cluster records into incidents and judge every field; independent of input order. With
+    ``desk``, incidents keep their earlier ids and reviewers' decisions are applied."""
     incidents: list[Incident] = []
     conflicts: list[Conflict] = []
-    for incident, flagged in iter_incidents(records):
+    for incident, flagged in iter_incidents(records, desk):
         incidents.append(incident)
         conflicts.extend(flagged)
     return ReconcileResult(incidents=incidents, conflicts=conflicts)
@@ -1054,6 +1103,7 @@ def _jsonable_incident(shape: dict[str, Any]) -> dict[str, Any]:
         **shape,
         "joins": [join.model_dump(mode="json") for join in shape["joins"]],
         "merged": IncidentFacts.model_validate(shape["merged"]).model_dump(mode="json"),
+        "fields": [{"decision": None, **field} for field in shape["fields"]],
     }
 
 
@@ -1082,7 +1132,9 @@ class RunCounts:
     verdicts: Counter[str] = dataclasses.field(default_factory=Counter)
 
 
-def reconcile_to_dir(records: Sequence[IncidentRecord], out_dir: Path) -> RunCounts:
+def reconcile_to_dir(
+    records: Sequence[IncidentRecord], out_dir: Path, *, desk: DeskState | None = None
+) -> RunCounts:
     """Reconcile and write both files as incidents are judged (the CLI path).
 
     The files are byte-for-byte those of ``write_outputs(reconcile(records))``, and like
@@ -1094,7 +1146,7 @@ def reconcile_to_dir(records: Sequence[IncidentRecord], out_dir: Path) -> RunCou
         files.open_text(out_dir / INCIDENTS_FILENAME) as inc_out,
         files.open_text(out_dir / CONFLICTS_FILENAME) as con_out,
     ):
-        for shape in _iter_shapes(records):
+        for shape in _iter_shapes(records, desk):
             # The shapes are written as they are, without building models:
             # validating and dumping them again would cost a third of the run.
             # A test holds these bytes identical to write_outputs(reconcile()).

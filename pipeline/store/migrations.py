@@ -173,6 +173,51 @@ def m003_article_published_from(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m004_editors_desk(db: sqlite3.Connection) -> None:
+    """The editor's desk: stable incident ids (which article is in which incident, and every id
+    ever given out), the log of how incidents changed, and reviewers' decisions (append-only)."""
+    _run_script(
+        db,
+        """
+CREATE TABLE IF NOT EXISTS incident_members (
+    article_id TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incident_members_by_incident ON incident_members (incident_id);
+CREATE TABLE IF NOT EXISTS incident_ids (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'active',
+    merged_into TEXT
+);
+CREATE TABLE IF NOT EXISTS incident_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    change TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    article_ids_json TEXT NOT NULL DEFAULT '[]',
+    other_incident TEXT
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    by TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    field_path TEXT,
+    value_json TEXT NOT NULL DEFAULT 'null',
+    note TEXT NOT NULL DEFAULT '',
+    other_incident TEXT,
+    article_ids_json TEXT NOT NULL DEFAULT '[]',
+    evidence_json TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS decisions_by_incident ON decisions (incident_id);
+""",
+    )
+
+
 def applied_migrations(db: sqlite3.Connection) -> list[str]:
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY rowid")]

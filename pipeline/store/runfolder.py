@@ -27,6 +27,7 @@ Anything else (``"none"``) holds no run.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,13 +108,31 @@ class RunFolder:
 
     # -- what the folder is --
 
+    def has_runs(self) -> bool:
+        """Whether the run store holds an extraction run. A store that ``reconcile`` made for the
+        editor's desk (incident ids, decisions) holds none: its folder's records are records.jsonl."""
+        if not self.has_store():
+            return False
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(f"{self.store.as_uri()}?mode=ro", uri=True)) as db:
+                return db.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is not None
+        except sqlite3.Error:
+            # No runs table yet (a store being created) or an unreadable file: the run store's
+            # own checks report the latter; here it is simply not a run.
+            return False
+
     @property
     def kind(self) -> FolderKind:
-        """``"run"`` (a run store), ``"reconcile"`` (records.jsonl, no store) or ``"none"``."""
-        if self.has_store():
+        """``"run"`` (a run store holding a run), ``"reconcile"`` (records.jsonl, and at most a
+        store for the editor's desk) or ``"none"``."""
+        if self.has_runs():
             return "run"
         if self.has_records():
             return "reconcile"
+        if self.has_store():
+            return "run"
         return "none"
 
     def describe(self) -> str:
