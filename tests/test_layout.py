@@ -18,7 +18,7 @@ import pytest
 PIPELINE = Path(__file__).resolve().parent.parent / "pipeline"
 
 FOUNDATIONS = ("common", "kinds")
-STAGES = ("ingest", "evidence", "extract", "store", "reconcile", "outputs", "batch", "cli")
+STAGES = ("ingest", "evidence", "extract", "store", "reconcile", "outputs", "review", "batch", "cli")
 ORDER = {name: rank for rank, name in enumerate(FOUNDATIONS + STAGES)}
 
 
