@@ -21,6 +21,7 @@ from pipeline.outputs.show import show_article
 from pipeline.reconcile.folder import reconcile_into
 from pipeline.reconcile.given import find_articles, ground_given, needs_grounding
 from pipeline.reconcile.merge import load_records, summary
+from pipeline.review.desk import NothingToReconcile, record_decision
 from pipeline.store.desk import Desk, now
 from pipeline.store.runfolder import RunFolder
 from pipeline.store.runlock import RunFolderBusy, run_folder_lock
@@ -201,26 +202,6 @@ def eval_command(
     return 0
 
 
-def refresh_folder(out_dir: Path) -> int:
-    """Reconcile a run folder again from its own records (the run store's, or records.jsonl), so
-    its incidents, conflicts and dashboard tables show the latest decisions. Returns 0, or 1
-    after a message when the folder holds no records."""
-    folder = RunFolder(out_dir)
-    if folder.kind == "run":
-        with RunStore(out_dir) as store:
-            records = store.records()
-    elif folder.has_records():
-        records = list(folder.read_records())
-    else:
-        print(f"error: {folder.describe()}", file=sys.stderr)
-        return 1
-    outcome = reconcile_into(records, out_dir)
-    if folder.kind == "run":
-        write_run_store_tables(out_dir)
-    print(f"{summary(outcome.counts)}; {outcome.summary()}")
-    return 0
-
-
 def _evidence_of(incident: Incident, field_path: str) -> list[dict[str, Scalar]]:
     """What the reviewer saw of a field: each value with its articles' quotes."""
     verdict = next((f for f in incident.fields if f.path == field_path), None)
@@ -294,25 +275,27 @@ def decide_command(
                 "set" if value is not None else "accept" if accept is not None
                 else "resolved" if resolved else "merge" if merge_with else "split"
             )  # fmt: skip
-            decision = desk.add_decision(
-                Decision(
-                    at=now(),
-                    by=by or getpass.getuser(),
-                    incident_id=current,
-                    action=action,
-                    field_path=field_path if action in ("set", "accept", "resolved") else None,
-                    value=_typed(value if value is not None else accept),
-                    note=note,
-                    other_incident=merge_with,
-                    article_ids=list(split_articles),
-                    evidence=_evidence_of(incident, field_path) if field_path else [],
-                )
+            wanted = Decision(
+                at=now(),
+                by=by or getpass.getuser(),
+                incident_id=current,
+                action=action,
+                field_path=field_path if action in ("set", "accept", "resolved") else None,
+                value=_typed(value if value is not None else accept),
+                note=note,
+                other_incident=merge_with,
+                article_ids=list(split_articles),
+                evidence=_evidence_of(incident, field_path) if field_path else [],
             )
-        print(
-            f"decision {decision.seq} recorded: {action} on {current}"
-            + (f" {field_path}" if field_path else "")
-        )
-        return refresh_folder(out_dir)
+        try:
+            decision, outcome = record_decision(out_dir, wanted)
+        except NothingToReconcile as nothing:
+            print(f"error: {nothing}", file=sys.stderr)
+            return 1
+        where = f"{current} {field_path}" if field_path else current
+        print(f"decision {decision.seq} recorded: {action} on {where}")
+        print(f"{summary(outcome.counts)}; {outcome.summary()}")
+        return 0
 
 
 def _typed(text: str | None) -> Scalar:
