@@ -93,3 +93,30 @@ def test_a_value_stated_in_the_body_of_an_embedded_post_is_attributed_to_the_pos
     assert armed.attribution == "Dana Whit (@danawhit)"
     city = facts.where.city
     assert city is not None and city.attribution == "sheriff's office"
+
+
+STATEMENTS = (
+    "Deputy shoots man in Brookfield\n\n"
+    "A sheriff's deputy shot Owen Stray, 52, on Tuesday in \u201cOperation Cold Trail\u201d.\n\n"
+    "The sheriff's office accused Stray of having \u201ca long history of reckless driving.\u201d\n\n"
+    "The FBI said it would review the shooting."
+)
+
+
+def test_one_quotation_is_one_statement_of_the_speaker_its_sentence_attributes_it_to() -> None:
+    # The model listed the subject and the FBI as speakers too; both are named near the quote.
+    listed = reading(
+        speakers=["Owen Stray", "sheriff's office", "FBI"],
+        speaker_sents=[3, 3, 3],
+        name="Owen Stray",
+        name_sent=2,
+    )
+    statements = cite(listed, STATEMENTS).statements
+    assert [(s.speaker, s.quote) for s in statements] == [
+        ("sheriff's office", "a long history of reckless driving.")
+    ]
+
+
+def test_a_quoted_name_is_not_a_statement() -> None:
+    statements = cite(reading(speakers=["sheriff's office"], speaker_sents=[2]), STATEMENTS).statements
+    assert "Operation Cold Trail" not in [s.quote for s in statements]

@@ -29,7 +29,13 @@ from typing import Any
 
 from pipeline.evidence.attribute import SpeakerTable, default_table
 from pipeline.evidence.ground import FIELD_KINDS
-from pipeline.evidence.locate import Sentence, attribution_for, locate_evidence, locate_statement
+from pipeline.evidence.locate import (
+    Sentence,
+    attribution_for,
+    locate_evidence,
+    locate_statement,
+    speaker_named_in,
+)
 from pipeline.kinds.normalize import resolve_date
 from pipeline.kinds.words import US_STATES
 from schemas import (
@@ -50,7 +56,7 @@ from schemas.contract import READING_FIELDS
 
 # Part of the cache key: bump it when a change here or in pipeline.evidence.locate changes the record
 # built from the same reply, so a re-run does not serve records built by the old rules.
-EVIDENCE_VERSION = "3"  # 3: speaker ids from the identity authority, posts, datelines
+EVIDENCE_VERSION = "4"  # 4: one speaker per quotation, quoted names are not statements
 
 _SECTION_TYPES: dict[str, type[Any]] = {
     "when": When,
@@ -323,6 +329,28 @@ def _dedupe_agencies(agencies: list[Agency]) -> list[Agency]:
     return kept
 
 
+def _quoted_name(quote: str) -> bool:
+    """A name in quotation marks ("Operation Midway Blitz"), not words anyone said: up to three
+    words, each capitalised."""
+    words = re.findall(r"[^\W\d_][\w'’-]*", quote)
+    return 0 < len(words) <= 3 and all(word[0].isupper() for word in words)
+
+
+def _quotation_speaker(claimants: Sequence[str], sentences: Sequence[Sentence], at: int, text: str) -> str:
+    """The one speaker of a quotation several listed speakers reach (see ``_statements``)."""
+    if len(claimants) == 1:
+        return claimants[0]
+    sentence = sentences[at]
+    said_by = attribution_for(sentence, following=sentences[at + 1 :], text=text)
+    by_rule = [c for c in claimants if speaker_named_in(c, said_by) is not None]
+    if by_rule:
+        return by_rule[0]
+    # No attribution the rules read ("DHS accused him of having '...'"): the speaker named first
+    # in the sentence is usually its subject, and the one who said it.
+    named = [(pos, c) for c in claimants if (pos := speaker_named_in(c, sentence.text)) is not None]
+    return min(named)[1] if named else claimants[0]
+
+
 def _statements(
     reading: ArticleReading, sentences: Sequence[Sentence], text: str, sentence_offset: int
 ) -> list[Statement]:
@@ -333,27 +361,36 @@ def _statements(
     not evidence of anything. The speaker's name still reaches reviewers
     through the stored model reply.
     """
-    statements: list[Statement] = []
-    seen: set[tuple[str, int, int]] = set()
+    # One quotation has one speaker. Several names the model listed may each reach it (the
+    # subject named in the sentence before, an agency mentioned in passing); the quotation goes
+    # to the speaker the sentence itself attributes it to, else to one it names, else to the
+    # first claimant, so one quotation is never several statements of different speakers.
+    claims: dict[tuple[int, int], list[str]] = {}
+    first_sentence: dict[tuple[int, int], int] = {}
     hints = _padded(reading.speaker_sents, len(reading.speakers))
     for speaker, hint in zip(reading.speakers, hints, strict=True):
-        found = locate_statement(speaker, sentences, _hint_list(hint), text=text)
-        for sentence, start, end in found:
-            key = (speaker.casefold(), start, end)
-            if key in seen:
-                continue
-            seen.add(key)
-            statements.append(
-                Statement(
-                    speaker=speaker,
-                    quote=text[start:end],
-                    grounding=Grounding(
-                        status=GroundingStatus.exact,
-                        start=start,
-                        end=end,
-                        score=100.0,
-                        sentence=sentence.number + sentence_offset,
-                    ),
-                )
+        for sentence, start, end in locate_statement(speaker, sentences, _hint_list(hint), text=text):
+            claimants = claims.setdefault((start, end), [])
+            if speaker.casefold() not in {c.casefold() for c in claimants}:
+                claimants.append(speaker)
+            first_sentence[(start, end)] = sentences.index(sentence)
+    statements: list[Statement] = []
+    for (start, end), claimants in sorted(claims.items()):
+        if _quoted_name(text[start:end]):
+            continue
+        at = first_sentence[(start, end)]
+        speaker = _quotation_speaker(claimants, sentences, at, text)
+        statements.append(
+            Statement(
+                speaker=speaker,
+                quote=text[start:end],
+                grounding=Grounding(
+                    status=GroundingStatus.exact,
+                    start=start,
+                    end=end,
+                    score=100.0,
+                    sentence=sentences[at].number + sentence_offset,
+                ),
             )
+        )
     return statements

@@ -1210,16 +1210,21 @@ class _SpeakerMatcher:
     given: frozenset[str] = frozenset()
 
     def mentioned(self, text: str) -> bool:
+        return self.first_mention(text) is not None
+
+    def first_mention(self, text: str) -> int | None:
+        """Where in ``text`` the speaker is first named (a character offset), or None."""
         folded, origin = _fold_map(text)
-        if self.phrases is not None and self.phrases.search(folded):
-            return True
-        if not self.surname:
-            return False
-        for match in re.finditer(rf"\b{re.escape(self.surname)}\b", folded):
-            start, end = origin[match.start()], origin[match.end() - 1] + 1
-            if self._own_surname(text, start, end):
-                return True
-        return False
+        found: list[int] = []
+        if self.phrases is not None and (phrase := self.phrases.search(folded)):
+            found.append(origin[phrase.start()])
+        if self.surname:
+            for match in re.finditer(rf"\b{re.escape(self.surname)}\b", folded):
+                start, end = origin[match.start()], origin[match.end() - 1] + 1
+                if self._own_surname(text, start, end):
+                    found.append(start)
+                    break
+        return min(found) if found else None
 
     def _own_surname(self, text: str, start: int, end: int) -> bool:
         if text[start - 1 : start] in _HYPHENS or (
@@ -1237,6 +1242,14 @@ class _SpeakerMatcher:
 
 
 _HYPHENS = frozenset("-\u2010\u2011\u2013")
+
+
+def speaker_named_in(speaker: str, text: str, *, table: SpeakerTable | None = None) -> int | None:
+    """Where ``text`` first names ``speaker`` (a person by full name or surname, an agency by any
+    alias or spokesperson the speaker table lists for it), as :func:`locate_statement` reads it;
+    None if it does not."""
+    matcher = _speaker_matcher(speaker, table or default_table())
+    return matcher.first_mention(text) if matcher is not None else None
 
 
 def _speaker_matcher(speaker: str, table: SpeakerTable) -> _SpeakerMatcher | None:
