@@ -568,6 +568,38 @@ def test_a_statement_by_a_person_named_as_a_witness_elsewhere_is_the_witness() -
     assert grounded.statements[1].speaker_id == "witness:dana-reyes"
 
 
+OFFICIAL = (
+    "Agents shot a man in Harlow on Friday, said Homeland Security Assistant Secretary Vera Lind. "
+    '"He rammed our vehicle," Lind said.'
+)
+
+
+@pytest.mark.parametrize("named", ["Vera Lind", "Lind"])
+def test_a_statement_by_an_official_the_article_titles_counts_under_her_agency(named: str) -> None:
+    record = IncidentRecord.model_validate(
+        {
+            "article_id": "sha256:lind",
+            "provenance": {"article_id": "sha256:lind"},
+            "statements": [{"speaker": named, "quote": "He rammed our vehicle"}],
+        }
+    )
+    grounded = ground_record(record, Article.from_text(OFFICIAL, outlet="Harlow Herald"))
+    assert grounded.statements[0].speaker_id == "agency:dhs"
+
+
+def test_a_person_the_article_gives_no_title_stays_a_person() -> None:
+    text = 'ICE arrested Vera Lind on Friday. "I did nothing," Lind said.'
+    record = IncidentRecord.model_validate(
+        {
+            "article_id": "sha256:lind",
+            "provenance": {"article_id": "sha256:lind"},
+            "statements": [{"speaker": "Vera Lind", "quote": "I did nothing"}],
+        }
+    )
+    grounded = ground_record(record, Article.from_text(text, outlet="Harlow Herald"))
+    assert grounded.statements[0].speaker_id == "person:vera-lind"
+
+
 # --------------------------------------------------------------------------
 # The Tempe example: hand-made records against the example articles
 # --------------------------------------------------------------------------

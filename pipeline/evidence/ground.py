@@ -369,8 +369,49 @@ def ground_record(
     cited_speakers: list[tuple[Cited[Any], str | None]] = []
     statements: list[Statement] = []
     _walk(grounded, "", visit_cited, visit_statement)
+    for statement in statements:
+        if statement.speaker_id and statement.speaker_id.startswith("person:"):
+            statement.speaker_id = (
+                _official_of(statement.speaker, article.text, table) or statement.speaker_id
+            )
     _unify_speakers(cited_speakers, statements)
     return grounded
+
+
+# Titles that make the person after them speak for the agency named before them
+# ("Homeland Security Assistant Secretary Tricia McLaughlin", "ICE spokesperson Jane Roe").
+_OFFICIAL_TITLES = re.compile(
+    r"\b(?:secretary|assistant secretary|deputy secretary|spokes(?:person|man|woman)|press secretary|"
+    r"director|deputy director|commissioner|chief|sheriff|administrator|official|press officer|"
+    r"public affairs officer|acting director|field office director)\b",
+    re.IGNORECASE,
+)
+_BEFORE_NAME_CHARS = 80
+
+
+def _official_of(name: str, text: str, table: SpeakerTable) -> str | None:
+    """The agency a person speaks for when the article introduces them by title, e.g. "Homeland
+    Security Assistant Secretary Tricia McLaughlin" -> agency:dhs; None when it does not. A later
+    bare "McLaughlin said" is then the same official, so her words count under her agency."""
+    words = name.split()
+    if not words:
+        return None
+    for match in re.finditer(rf"\b{re.escape(words[-1])}\b", text):
+        before = text[max(0, match.start() - _BEFORE_NAME_CHARS) : match.start()]
+        # Only the words right before the name, within its sentence: a title must name her.
+        before = re.split(r"[.!?\n]\s", before)[-1]
+        for _ in range(2):  # her given names ("Tricia"), which are not part of the title
+            last = re.search(r"([A-Z][\w.'’-]*)\s*$", before)
+            if last is None or _OFFICIAL_TITLES.fullmatch(last.group(1)):
+                break
+            before = before[: last.start()]
+        title = list(_OFFICIAL_TITLES.finditer(before))
+        if not title or before[title[-1].end() :].strip(" ,") != "":
+            continue
+        agency = table.agency_in(before)
+        if agency is not None:
+            return agency
+    return None
 
 
 def _unify_speakers(cited: list[tuple[Cited[Any], str | None]], statements: list[Statement]) -> None:
