@@ -120,3 +120,17 @@ def test_one_quotation_is_one_statement_of_the_speaker_its_sentence_attributes_i
 def test_a_quoted_name_is_not_a_statement() -> None:
     statements = cite(reading(speakers=["sheriff's office"], speaker_sents=[2]), STATEMENTS).statements
     assert "Operation Cold Trail" not in [s.quote for s in statements]
+
+
+def test_a_quotation_that_names_nobody_goes_to_the_speaker_named_just_before_it() -> None:
+    text = (
+        "Deputy shoots man in Brookfield\n\n"
+        "\u201cWe pray for our deputy,\u201d Sheriff Dana Holt said in a statement. "
+        "\u201cHe followed his training and protected the public.\u201d "
+        "Owen Stray, 52, died at the scene.\n\n"
+    )
+    listed = reading(
+        speakers=["Owen Stray", "Dana Holt"], speaker_sents=[3, 3], name="Owen Stray", name_sent=4
+    )
+    statements = {s.quote: s.speaker for s in cite(listed, text).statements}
+    assert statements["He followed his training and protected the public."] == "Dana Holt"

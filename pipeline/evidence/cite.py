@@ -56,7 +56,7 @@ from schemas.contract import READING_FIELDS
 
 # Part of the cache key: bump it when a change here or in pipeline.evidence.locate changes the record
 # built from the same reply, so a re-run does not serve records built by the old rules.
-EVIDENCE_VERSION = "4"  # 4: one speaker per quotation, quoted names are not statements
+EVIDENCE_VERSION = "5"  # 5: a quotation that names nobody goes to the speaker named before it
 
 _SECTION_TYPES: dict[str, type[Any]] = {
     "when": When,
@@ -347,8 +347,15 @@ def _quotation_speaker(claimants: Sequence[str], sentences: Sequence[Sentence], 
         return by_rule[0]
     # No attribution the rules read ("DHS accused him of having '...'"): the speaker named first
     # in the sentence is usually its subject, and the one who said it.
-    named = [(pos, c) for c in claimants if (pos := speaker_named_in(c, sentence.text)) is not None]
-    return min(named)[1] if named else claimants[0]
+    # A quotation that names nobody continues the one before it: its speaker is named in the
+    # sentence before ('"...," Lind said. "..."'), else the one after.
+    for near in (at, at - 1, at + 1):
+        if 0 <= near < len(sentences):
+            said = sentences[near].text
+            named = [(pos, c) for c in claimants if (pos := speaker_named_in(c, said)) is not None]
+            if named:
+                return min(named)[1]
+    return claimants[0]
 
 
 def _statements(
