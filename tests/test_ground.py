@@ -587,6 +587,19 @@ def test_a_statement_by_an_official_the_article_titles_counts_under_her_agency(n
     assert grounded.statements[0].speaker_id == "agency:dhs"
 
 
+def test_a_statement_by_another_outlets_reporter_is_that_outlet_relayed_never_a_person() -> None:
+    text = 'Mesa Courier reporter Sam Oduya posted: "Agents fired twice." Oduya later deleted it.'
+    record = IncidentRecord.model_validate(
+        {
+            "article_id": "sha256:oduya",
+            "provenance": {"article_id": "sha256:oduya"},
+            "statements": [{"speaker": "Sam Oduya", "quote": "Agents fired twice."}],
+        }
+    )
+    grounded = ground_record(record, Article.from_text(text, outlet="Harlow Herald"))
+    assert grounded.statements[0].speaker_id == "outlet:mesa-courier"
+
+
 def test_a_person_the_article_gives_no_title_stays_a_person() -> None:
     text = 'ICE arrested Vera Lind on Friday. "I did nothing," Lind said.'
     record = IncidentRecord.model_validate(

@@ -56,7 +56,7 @@ from schemas.contract import READING_FIELDS
 
 # Part of the cache key: bump it when a change here or in pipeline.evidence.locate changes the record
 # built from the same reply, so a re-run does not serve records built by the old rules.
-EVIDENCE_VERSION = "5"  # 5: a quotation that names nobody goes to the speaker named before it
+EVIDENCE_VERSION = "6"  # 6: titled officials count under their agency, reporters under their outlet
 
 _SECTION_TYPES: dict[str, type[Any]] = {
     "when": When,

@@ -387,12 +387,17 @@ _OFFICIAL_TITLES = re.compile(
     re.IGNORECASE,
 )
 _BEFORE_NAME_CHARS = 80
+_OUTLET_REPORTER = re.compile(
+    r"(?P<outlet>(?:[A-Z0-9][\w&.'’-]*\s+){1,4})(?:senior\s+|chief\s+)?"
+    r"(?:reporter|correspondent|anchor|journalist|producer)\s*,?\s*$"
+)
 
 
 def _official_of(name: str, text: str, table: SpeakerTable) -> str | None:
     """The agency a person speaks for when the article introduces them by title, e.g. "Homeland
-    Security Assistant Secretary Tricia McLaughlin" -> agency:dhs; None when it does not. A later
-    bare "McLaughlin said" is then the same official, so her words count under her agency."""
+    Security Assistant Secretary Tricia McLaughlin" -> agency:dhs, or the outlet a reporter
+    reports for ("CBS News correspondent Jane Roe" -> outlet:cbs-news); None when it does not. A
+    later bare "McLaughlin said" is then the same official, so her words count under her agency."""
     words = name.split()
     if not words:
         return None
@@ -405,6 +410,11 @@ def _official_of(name: str, text: str, table: SpeakerTable) -> str | None:
             if last is None or _OFFICIAL_TITLES.fullmatch(last.group(1)):
                 break
             before = before[: last.start()]
+        reporter = _OUTLET_REPORTER.search(before)
+        if reporter is not None and (outlet := table.outlet_named(reporter["outlet"].strip())) is not None:
+            # "Fox News reporter Bill Melugin reported ...": a relayed report of that outlet,
+            # never a private person.
+            return outlet
         title = list(_OFFICIAL_TITLES.finditer(before))
         if not title or before[title[-1].end() :].strip(" ,") != "":
             continue
