@@ -33,6 +33,7 @@ COMMANDS = [
     "schema",
     "decide",
     "decisions",
+    "serve",
 ]
 MODEL_FLAGS = [
     "--model",

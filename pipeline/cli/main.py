@@ -494,6 +494,55 @@ def decisions_cli(out: Path, as_json: bool) -> int:
     return decisions_command(out, as_json=as_json)
 
 
+@cli.command("serve", short_help="Review a run folder in the browser and record decisions.")
+@click.argument("out", type=PATH, metavar="DIR", help="A run folder (the --out of `run` or `reconcile`).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    metavar="N",
+    help="The port to listen on; 0 takes any free port (the address is printed).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="ADDRESS",
+    help="The address to listen on. Anything but loopback lets everyone who can reach it record "
+    "decisions (a warning says so).",
+)
+@click.option(
+    "--by",
+    default=None,
+    metavar="NAME",
+    envvar="TRIANGULATE_REVIEWER",
+    show_envvar=True,
+    help="Who decides: recorded with every decision (default: your login name).",
+)
+@click.option("--no-browser", is_flag=True, help="Do not open the page in a browser.")
+def serve_cli(out: Path, port: int, host: str, by: str | None, no_browser: bool) -> int:
+    """Serve a small local web app for reviewing DIR: an index of the incidents (contradictions
+    first, with search and filters) and, for each incident, the flagged fields with every value's
+    evidence in its article, and buttons to accept a value, set one with a note, or resolve. Each
+    decision goes to the run store at once and DIR is reconciled again, so a reload, another
+    browser and every later `reconcile` show it. Listens on loopback only unless --host says
+    otherwise; needs no network. Stop with Ctrl-C. Exit codes: 0 stopped, 1 DIR is not reconciled
+    or cannot be read, 2 DIR is no run folder or the port cannot be used.
+
+    Examples:
+
+    \b
+        triangulate serve out/tempe
+        triangulate serve runs/march --port 0 --no-browser --by "J. Editor"
+    """
+    import getpass
+
+    from pipeline.review.server import serve
+
+    return serve(out, host=host, port=port, reviewer=by or getpass.getuser(), open_browser=not no_browser)
+
+
 @cli.command(
     "show", short_help="Audit one article: the prompts, the raw model replies, and the record made from them."
 )
