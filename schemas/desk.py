@@ -35,7 +35,10 @@ class Decision(BaseModel):
     value: Scalar = None
     note: str = ""
     other_incident: str | None = Field(default=None, description="merge: the incident merged in.")
-    article_ids: list[str] = Field(default_factory=list, description="split: the articles split off.")
+    article_ids: list[str] = Field(
+        default_factory=list,
+        description="split: the articles split off; merge: the two incidents' articles when merged.",
+    )
     evidence: list[dict[str, Scalar]] = Field(
         default_factory=list,
         description="What the reviewer saw: each value with its articles and quotes when deciding.",

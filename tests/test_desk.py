@@ -235,3 +235,25 @@ def test_deciding_needs_exactly_one_kind_of_decision_and_a_known_incident(
     assert cli_main([*base[:-2], "--field", "no.such", "--resolved"]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 4
+
+
+def test_a_merge_decision_makes_two_incidents_one_that_keeps_the_older_id_and_survives_reconcile(
+    tmp_path: Path,
+) -> None:
+    other = (
+        Path(__file__).resolve().parents[1] / "examples" / "commerce-city-ice-shooting" / "gold_records.jsonl"
+    )
+    out = tmp_path / "desk"
+    reconcile(write_lines(tmp_path / "tempe.jsonl", gold_lines()), out)
+    (tempe,) = incidents(out)
+    reconcile(other, out)
+    assert len(incidents(out)) == 2
+    commerce = next(i for i in incidents(out) if i.id != tempe.id)
+    argv = ["decide", str(out), "--incident", commerce.id, "--merge-with", tempe.id, "--note", "test merge"]
+    assert cli_main(argv) == 0
+    (merged,) = incidents(out)
+    assert merged.id == tempe.id, "the older id is kept"
+    assert merged.aliases == [commerce.id]
+    reconcile(write_lines(tmp_path / "again.jsonl", gold_lines()), out)
+    (still,) = incidents(out)
+    assert still.id == tempe.id and len(still.article_ids) == len(merged.article_ids)

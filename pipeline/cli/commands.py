@@ -284,7 +284,13 @@ def decide_command(
                 value=_typed(value if value is not None else accept),
                 note=note,
                 other_incident=merge_with,
-                article_ids=list(split_articles),
+                # A merge carries both incidents' articles as they are now, so it still finds
+                # them in a folder whose incident ids were never recorded by the desk.
+                article_ids=(
+                    sorted({*incident.article_ids, *incidents[desk.resolve(merge_with)].article_ids})
+                    if merge_with
+                    else list(split_articles)
+                ),
                 evidence=_evidence_of(incident, field_path) if field_path else [],
             )
         try:

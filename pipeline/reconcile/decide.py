@@ -48,6 +48,7 @@ def regroup(clusters: Sequence[Cluster], decisions: Iterable[Decision], state: D
         if decision.action == "merge" and decision.other_incident:
             wanted = {state.resolve(decision.incident_id), state.resolve(decision.other_incident)}
             members = {a for a, inc in state.previous.items() if state.resolve(inc) in wanted}
+            members |= set(decision.article_ids)  # the articles the two incidents had when merged
             together = [g for g in groups if members & set(g.article_ids)]
             if len(together) < 2:
                 continue
