@@ -54,7 +54,10 @@ def desk_state(desk: Desk) -> DeskState:
             aliases.setdefault(desk.resolve(old), []).append(old)
     return DeskState(
         previous={article: desk.resolve(incident) for article, incident in desk.members().items()},
-        created_at={incident: str(info["created_at"]) for incident, info in known.items()},
+        # Sortable: the creation time, then the order of creation within one second.
+        created_at={
+            incident: f"{info['created_at']}#{int(info['order']):012d}" for incident, info in known.items()
+        },
         decisions=desk.decisions(),
         resolve=desk.resolve,
         at=now(),

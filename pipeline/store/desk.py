@@ -39,10 +39,12 @@ class Desk:
 
     def known_ids(self) -> dict[str, dict[str, Any]]:
         """Every incident id ever given out: its creation time, state and, if merged, where to."""
-        rows = self._db.execute("SELECT id, created_at, state, merged_into FROM incident_ids")
+        rows = self._db.execute("SELECT rowid, id, created_at, state, merged_into FROM incident_ids")
         return {
             str(row["id"]): {
                 "created_at": str(row["created_at"]),
+                # Ids created within the same second keep their creation order.
+                "order": int(row["rowid"]),
                 "state": str(row["state"]),
                 "merged_into": row["merged_into"],
             }
