@@ -451,6 +451,11 @@ class _ArticleRun:
     chunk: int = 1
     exchanges: list[ModelExchange] = field(default_factory=list)
     """Every request of the article with its raw reply, oldest first."""
+    capture: bool = False
+    """Build each request and hand back its body instead of sending it (:meth:`Extractor.request_bodies`)."""
+    replies: list[Any] | None = None
+    """Chat-completion bodies to answer the requests with, oldest first, instead of asking the
+    endpoint (:meth:`Extractor.extract_from_replies`); None asks the endpoint."""
 
     @property
     def usage(self) -> Usage:
@@ -512,6 +517,37 @@ def _conversation_after_system(messages: Sequence[Any]) -> str:
         text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
         parts.append(text if len(rest) == 1 else f"--- {message.get('role')} ---\n{text}")
     return "\n".join(parts)
+
+
+class _Captured(Exception):  # noqa: N818 - a signal, not an error
+    """Raised from the request hook in capture mode: carries the body that would have been sent."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__("request captured")
+        self.body = body
+
+
+def _find_captured(error: BaseException) -> _Captured | None:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _Captured):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# Keyword arguments of openai's create() that are transport options, not part of the JSON body.
+_NOT_BODY = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+
+
+def request_body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body openai's ``chat.completions.create(**kwargs)`` sends: its body arguments with
+    ``extra_body`` merged in, as the client does."""
+    body = {name: value for name, value in kwargs.items() if name not in _NOT_BODY}
+    body.update(kwargs.get("extra_body") or {})
+    return body
 
 
 @dataclass
@@ -632,6 +668,8 @@ class Extractor:
     async def _request(self, *args: Any, **kwargs: Any) -> ChatCompletion:
         """One logical request from instructor: transport retries happen here, invisibly to it."""
         run = _current_run.get()
+        if run.capture:
+            raise _Captured(request_body(kwargs))
         run.chunk_requests += 1
         kind = "ask" if run.chunk_requests == 1 else "reask"
         retrying = AsyncRetrying(
@@ -658,6 +696,9 @@ class Extractor:
 
     async def _attempt(self, *args: Any, **kwargs: Any) -> ChatCompletion:
         """One HTTP request: a chat completion within the deadline, or an exception."""
+        replies = _current_run.get().replies
+        if replies is not None:
+            return _replayed(replies)
         seconds = self.settings.timeout_s
         deadline = asyncio.timeout(seconds)
         try:
@@ -695,7 +736,9 @@ class Extractor:
         )
 
     def _reask_retrying(self, run: _ArticleRun) -> AsyncRetrying:
-        stop: stop_base = stop_after_attempt(self.settings.max_reasks + 1)
+        # A reply from a provider batch is answered once: a re-ask would need a new request.
+        reasks = 0 if run.replies is not None else self.settings.max_reasks
+        stop: stop_base = stop_after_attempt(reasks + 1)
         if self.settings.token_budget is not None:
             stop = stop | _ReaskBudget(run, self.settings.token_budget)
         return AsyncRetrying(stop=stop, retry=retry_if_exception_type(REASKABLE_ERRORS), reraise=True)
@@ -707,6 +750,23 @@ class Extractor:
                 run.logs[-1].error = describe_error(error, secret=run.secret)
 
         return note
+
+    async def _ask(
+        self, run: _ArticleRun, sentences: Sequence[Sentence], part: int, parts: int, hooks: Hooks
+    ) -> ArticleReading:
+        """The one instructor call for a chunk, shared by live asks, captured bodies and replays."""
+        settings = self.settings
+        reading: ArticleReading = await self._client.chat.completions.create(
+            model=self.endpoint.model,
+            response_model=RESPONSE_MODEL,
+            messages=self.build_messages(sentences, part, parts),  # type: ignore[arg-type]
+            max_retries=self._reask_retrying(run),
+            hooks=hooks,
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+            **self._extra_body,
+        )
+        return reading
 
     async def _extract_chunk(
         self,
@@ -723,16 +783,7 @@ class Extractor:
         hooks.on("parse:error", self._on_parse_error(run))
         settings = self.settings
         try:
-            reading = await self._client.chat.completions.create(
-                model=self.endpoint.model,
-                response_model=RESPONSE_MODEL,
-                messages=self.build_messages(sentences, part, parts),  # type: ignore[arg-type]
-                max_retries=self._reask_retrying(run),
-                hooks=hooks,
-                temperature=settings.temperature,
-                max_tokens=settings.max_tokens,
-                **self._extra_body,
-            )
+            reading = await self._ask(run, sentences, part, parts, hooks)
         except IncompleteOutputException as error:
             return _ChunkOutcome(
                 failure_reason="validation",
@@ -776,6 +827,55 @@ class Extractor:
             sentence_offset=sentence_offset,
         )
         return _ChunkOutcome(facts=facts)
+
+    async def request_bodies(self, article: Article) -> list[dict[str, Any]]:
+        """The JSON bodies :meth:`extract` would send first for ``article``, one per chunk, in order
+        (none for an article without text). Built by the same instructor call as a live ask, so a
+        provider batch sends byte for byte what a live run sends."""
+        if not article.text.strip():
+            return []
+        run = self._new_run(article)
+        run.capture = True
+        token = _current_run.set(run)
+        bodies: list[dict[str, Any]] = []
+        try:
+            chunks = chunk_sentences(split_sentences(article.text), self.max_article_chars)
+            for index, chunk in enumerate(chunks, start=1):
+                try:
+                    await self._ask(run, chunk, index, len(chunks), Hooks())
+                except Exception as error:
+                    captured = _find_captured(error)
+                    if captured is None:
+                        raise
+                    bodies.append(captured.body)
+                else:
+                    raise AssertionError("unreachable: capture mode sends no request")
+        finally:
+            _current_run.reset(token)
+        return bodies
+
+    async def extract_from_replies(
+        self, article: Article, replies: Sequence[dict[str, Any]]
+    ) -> ExtractionResult:
+        """What :meth:`extract` makes of ``article`` when the endpoint answers its requests with
+        ``replies`` (chat-completion JSON bodies, one per chunk, as a provider batch returns them):
+        the same validation, citation and grounding, with no re-ask (a reply that fails validation
+        is a ``validation`` failure; the caller may ask again live)."""
+        run = self._new_run(article)
+        run.replies = list(replies)
+        token = _current_run.set(run)
+        try:
+            return await self._extract(run, article)
+        finally:
+            _current_run.reset(token)
+
+    def _new_run(self, article: Article) -> _ArticleRun:
+        return _ArticleRun(
+            article_id=article.id,
+            model=self.endpoint.model,
+            secret=self.endpoint.api_key,
+            url=self.endpoint.base_url,
+        )
 
     async def extract(self, article: Article) -> ExtractionResult:
         run = _ArticleRun(
@@ -867,6 +967,20 @@ class Extractor:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _replayed(replies: list[Any]) -> ChatCompletion:
+    """The next stored reply as a chat completion, judged as :func:`not_a_chat_completion` judges
+    a live one."""
+    from openai.types.chat import ChatCompletion
+
+    if not replies:
+        raise EndpointReplyError("no stored reply for this request")
+    body = replies.pop(0)
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise EndpointReplyError("the stored reply is JSON without choices, not a chat completion")
+    return ChatCompletion.model_validate(body)
 
 
 def _last_validation_error(error: BaseException) -> BaseException:
