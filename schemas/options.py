@@ -50,6 +50,11 @@ class RunOptions:
     db: str | None = None
     """Also write the dashboard tables to this database URL."""
     quiet: bool = False
+    batch: bool = False
+    """Send the requests through the provider's Batch API instead of live (``run`` only)."""
+    batch_reasks: str = "live"
+    """With ``batch``: where the articles whose batch reply failed validation are asked again,
+    ``live`` or ``batch`` (one second batch)."""
     max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
 
     def problems(self) -> list[str]:
@@ -63,6 +68,8 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 found.append(f"{name} must be positive")
+        if self.batch_reasks not in ("live", "batch"):
+            found.append("batch_reasks must be 'live' or 'batch'")
         if self.max_article_bytes < 1:
             found.append("max_article_bytes must be at least 1")
         return found

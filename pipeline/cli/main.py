@@ -231,6 +231,20 @@ def cli() -> None:
 )
 @click.option("--no-reconcile", is_flag=True, help="Skip the reconcile step.")
 @click.option(
+    "--batch",
+    is_flag=True,
+    help="Send the requests through the provider's Batch API (one JSONL file, cheaper, slower) "
+    "instead of live; a killed run resumes by polling the same batch.",
+)
+@click.option(
+    "--batch-reasks",
+    type=click.Choice(["live", "batch"]),
+    default="live",
+    show_default=True,
+    help="With --batch: ask again the articles whose batch reply failed validation, live or in "
+    "one second batch.",
+)
+@click.option(
     "--max-article-bytes",
     type=ByteCount(),
     default=DEFAULT_MAX_ARTICLE_BYTES,

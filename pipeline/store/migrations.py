@@ -218,6 +218,43 @@ CREATE INDEX IF NOT EXISTS decisions_by_incident ON decisions (incident_id);
     )
 
 
+@migration
+def m005_provider_batches(db: sqlite3.Connection) -> None:
+    """Provider Batch API jobs and which article chunk each request line stands for.
+
+    A batch is recorded when its input file is uploaded (``batch_id`` still NULL) and again once
+    created, so a killed run resumes by polling the same batch instead of submitting again.
+    """
+    _run_script(
+        db,
+        """
+CREATE TABLE IF NOT EXISTS provider_batches (
+    input_file_id TEXT PRIMARY KEY,
+    batch_id TEXT UNIQUE,
+    run_id TEXT NOT NULL,
+    round INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL DEFAULT 'uploaded',
+    output_file_id TEXT,
+    error_file_id TEXT,
+    request_count INTEGER NOT NULL,
+    submitted_at TEXT NOT NULL,
+    finished_at TEXT,
+    ingested_at TEXT
+);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    input_file_id TEXT NOT NULL,
+    custom_id TEXT NOT NULL,
+    article_id TEXT NOT NULL,
+    chunk INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    PRIMARY KEY (input_file_id, custom_id)
+);
+CREATE INDEX IF NOT EXISTS batch_requests_by_article ON batch_requests (article_id)
+""",
+    )
+
+
 def applied_migrations(db: sqlite3.Connection) -> list[str]:
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY rowid")]

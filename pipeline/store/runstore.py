@@ -236,6 +236,36 @@ class StoredExchange:
     """The attempts row of the same request (kind, usage, latency, error), when one was saved."""
 
 
+@dataclass(frozen=True)
+class BatchRequest:
+    """One line of a provider batch's input file: which article chunk its ``custom_id`` asks for."""
+
+    custom_id: str
+    article_id: str
+    chunk: int
+    chunks: int
+    attempt: int
+    """1 for the first batch of an article, 2 for a second batch of its re-asks."""
+
+
+@dataclass(frozen=True)
+class ProviderBatch:
+    """A provider Batch API job as the store knows it (``provider_batches``)."""
+
+    input_file_id: str
+    batch_id: str | None
+    """None while only the input file is uploaded (the process stopped before the batch was created)."""
+    run_id: str
+    round: int
+    status: str
+    output_file_id: str | None
+    error_file_id: str | None
+    request_count: int
+    submitted_at: str
+    finished_at: str | None
+    ingested_at: str | None
+
+
 class RunStore:
     """The SQLite run store of one output directory.
 
@@ -808,6 +838,69 @@ class RunStore:
             created_at=str(row["created_at"]),
             attempt_log=_attempt_from_row(log) if log is not None else None,
         )
+
+    # -- provider batches --
+
+    def record_batch_upload(
+        self, *, run_id: str, input_file_id: str, round: int, requests: Sequence[BatchRequest]
+    ) -> None:
+        """An uploaded batch input file and what each of its lines asks, before the batch is created:
+        from here on a resumed run looks for this file's batch rather than uploading again."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO provider_batches (input_file_id, run_id, round, status, request_count,"
+                " submitted_at) VALUES (?, ?, ?, 'uploaded', ?, ?)",
+                (input_file_id, run_id, round, len(requests), _now()),
+            )
+            db.executemany(
+                "INSERT INTO batch_requests (input_file_id, custom_id, article_id, chunk, chunks, attempt)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(input_file_id, r.custom_id, r.article_id, r.chunk, r.chunks, r.attempt) for r in requests],
+            )
+
+    def update_provider_batch(
+        self,
+        input_file_id: str,
+        *,
+        batch_id: str | None = None,
+        status: str | None = None,
+        output_file_id: str | None = None,
+        error_file_id: str | None = None,
+        finished: bool = False,
+    ) -> None:
+        """Record what the provider says about a batch; fields left None keep their stored value."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE provider_batches SET batch_id = COALESCE(?, batch_id), status = COALESCE(?, status),"
+                " output_file_id = COALESCE(?, output_file_id), error_file_id = COALESCE(?, error_file_id),"
+                " finished_at = CASE WHEN ? THEN COALESCE(finished_at, ?) ELSE finished_at END"
+                " WHERE input_file_id = ?",
+                (batch_id, status, output_file_id, error_file_id, finished, _now(), input_file_id),
+            )
+
+    def mark_batch_ingested(self, input_file_id: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE provider_batches SET ingested_at = ? WHERE input_file_id = ?", (_now(), input_file_id)
+            )
+
+    def provider_batches(self, *, open_only: bool = False) -> list[ProviderBatch]:
+        """Every batch in submission order; ``open_only``: those whose results are not ingested yet."""
+        sql = "SELECT * FROM provider_batches"
+        if open_only:
+            sql += " WHERE ingested_at IS NULL"
+        rows = self._db.execute(sql + " ORDER BY submitted_at, rowid").fetchall()
+        return [
+            ProviderBatch(**{name: row[name] for name in ProviderBatch.__dataclass_fields__}) for row in rows
+        ]
+
+    def batch_requests(self, input_file_id: str) -> list[BatchRequest]:
+        rows = self._db.execute(
+            "SELECT * FROM batch_requests WHERE input_file_id = ? ORDER BY rowid", (input_file_id,)
+        ).fetchall()
+        return [
+            BatchRequest(**{name: row[name] for name in BatchRequest.__dataclass_fields__}) for row in rows
+        ]
 
     def failed_articles(self, run_id: str | None = None) -> Iterator[Article]:
         """Articles of the input set of ``run_id`` (default: the latest run) whose outcome is a failure."""
