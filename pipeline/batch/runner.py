@@ -729,6 +729,9 @@ def _run_settings(options: RunOptions, endpoint: Endpoint, concurrency: int) -> 
         settings["refresh"] = options.refresh
         settings["reconcile"] = options.reconcile
         settings["db"] = redact(options.db) if options.db else None
+        if options.batch:
+            settings["batch"] = True
+            settings["batch_reasks"] = options.batch_reasks
     if options.gguf is not None:
         settings["gguf"] = str(options.gguf)
     return settings
@@ -899,6 +902,19 @@ def _execute(
 
     async def go() -> BatchSummary:
         try:
+            if options.batch:
+                from pipeline.batch.provider_batch import run_provider_batch
+
+                return await run_provider_batch(
+                    articles(store),
+                    extractor,
+                    store,
+                    run_id=run_id,
+                    refresh=options.refresh,
+                    progress=progress,
+                    reasks=options.batch_reasks,
+                    concurrency=concurrency,
+                )
             return await run_batch(
                 articles(store),
                 extractor,
