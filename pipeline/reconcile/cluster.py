@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol, overload
 
 from pipeline.kinds.gazetteer import City, get_gazetteer
 from pipeline.kinds.normalize import NAME_MATCH, DateSpan, name_similarity, name_tokens, resolve_date, soundex
@@ -53,14 +53,50 @@ class RecordFeatures:
     names: tuple[str, ...]
 
 
+class RecordRows(Protocol):
+    """Where records wait between the passes of a spilled reconcile (``pipeline.reconcile.spill``)."""
+
+    def load(self, rows: Sequence[int]) -> list[IncidentRecord]: ...
+
+
+class StoredRecords(Sequence[IncidentRecord]):
+    """A cluster's records still in a spill store: read back each time they are iterated, so
+    only the incident being judged is in memory. The article ids are kept, because ids are
+    settled (``pipeline.reconcile.stable``) for all incidents before any is judged."""
+
+    __slots__ = ("article_ids", "rows", "source")
+
+    def __init__(self, source: RecordRows, rows: Sequence[int], article_ids: Sequence[str]) -> None:
+        self.source = source
+        self.rows = tuple(rows)
+        self.article_ids = tuple(article_ids)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> IncidentRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[IncidentRecord]: ...
+    def __getitem__(self, index: int | slice) -> IncidentRecord | Sequence[IncidentRecord]:
+        if isinstance(index, slice):
+            return self.source.load(self.rows[index])
+        return self.source.load([self.rows[index]])[0]
+
+    def __iter__(self) -> Iterator[IncidentRecord]:
+        return iter(self.source.load(self.rows))
+
+
 @dataclass(frozen=True)
 class Cluster:
     id: str
-    records: tuple[IncidentRecord, ...]
+    records: Sequence[IncidentRecord]
     joins: tuple[JoinReason, ...]
 
     @property
     def article_ids(self) -> list[str]:
+        if isinstance(self.records, StoredRecords):
+            return list(self.records.article_ids)
         return [r.article_id for r in self.records]
 
 
@@ -232,6 +268,16 @@ def _candidate_pairs(features: Sequence[RecordFeatures]) -> set[tuple[int, int]]
             blocks[key][bucket].append(index)
     pairs: set[tuple[int, int]] = set()
     has_city = [f.metro_id is not None or f.city_text is not None for f in features]
+    # compare() vetoes dates more than the window apart and different states first; checking
+    # those here on plain ints keeps the pairs it would veto out of the set. Blocks grow with
+    # the input (a surname code in a busy week), so without this the pairs, and the time spent
+    # comparing them, grew with its square (1.7M pairs for 250k links at 100k records).
+    starts = [f.date.start.toordinal() if f.date is not None else None for f in features]
+    # (An undated record's end is never read: its start is None.)
+    ends = [f.date.end.toordinal() if f.date is not None else 0 for f in features]
+    states = [f.state for f in features]
+    cities = [f.city.geonameid if f.city is not None else None for f in features]
+    metros = [f.metro_id for f in features]
 
     def add_pairs(left: list[int], right: list[int], *, only_cityless: bool) -> None:
         if only_cityless:
@@ -245,9 +291,29 @@ def _candidate_pairs(features: Sequence[RecordFeatures]) -> set[tuple[int, int]]
         if len(left) * len(right) > MAX_BLOCK * MAX_BLOCK:
             return
         for i in left:
+            start, end, state, city, metro = starts[i], ends[i], states[i], cities[i], metros[i]
             for j in right:
-                if i != j:
-                    pairs.add((i, j) if i < j else (j, i))
+                if i == j:
+                    continue
+                other_start = starts[j]
+                # Both dated: the same test as DateSpan.distance_days > DATE_WINDOW_DAYS.
+                if (
+                    start is not None
+                    and other_start is not None
+                    and (other_start - end > DATE_WINDOW_DAYS or start - ends[j] > DATE_WINDOW_DAYS)
+                ):
+                    continue
+                if state and (other_state := states[j]) and other_state != state:
+                    continue
+                # Two known cities: the same place, or a suburb and its metro's core (_place_score).
+                if (
+                    city is not None
+                    and (other_city := cities[j]) is not None
+                    and other_city != city
+                    and not (metro == metros[j] and metro in (city, other_city))
+                ):
+                    continue
+                pairs.add((i, j) if i < j else (j, i))
 
     for key, by_bucket in blocks.items():
         only_cityless = key[0] == "state"
@@ -284,43 +350,74 @@ def sort_records(records: Iterable[IncidentRecord]) -> list[IncidentRecord]:
     return sorted(ordered, key=record_sort_key) if has_ties else ordered
 
 
-def cluster_records(records: Iterable[IncidentRecord]) -> list[Cluster]:
-    """Group records into incidents; clusters sorted by id, members by article id."""
-    ordered = sort_records(records)
-    features = [record_features(r) for r in ordered]
-    uf = _UnionFind(list(range(len(ordered))))
-    edges: dict[int, list[tuple[float, int, dict[str, float]]]] = defaultdict(list)
-    # Pair order does not matter: union-find and the best-link choice below
-    # (highest score, then lowest index) give the same result in any order.
+@dataclass(frozen=True)
+class Link:
+    """A record's best link: the highest-scoring pair it is in (lowest index on ties)."""
+
+    score: float
+    other: int
+    matched: dict[str, float]
+
+
+def link_components(features: Sequence[RecordFeatures]) -> tuple[list[int], list[Link | None]]:
+    """Pass 2: candidate pairs within blocks, compared, joined by union-find.
+
+    Returns each record's component (the smallest index in it) and its best link. Only these
+    two small lists outlive the pass: pairs are compared as they come and each record keeps
+    just its best link, which is what its join reason shows.
+    """
+    uf = _UnionFind(list(range(len(features))))
+    best: list[Link | None] = [None] * len(features)
+    # Pair order does not matter: union-find and the best-link choice (highest score, then
+    # lowest index) give the same result in any order.
     for i, j in _candidate_pairs(features):
         matched = compare(features[i], features[j])
         if matched is None:
             continue
         uf.union(i, j)
         score = round(sum(matched.values()) / 3.0, 1)
-        edges[i].append((score, j, matched))
-        edges[j].append((score, i, matched))
+        for here, other in ((i, j), (j, i)):
+            current = best[here]
+            if current is None or (score, -other) > (current.score, -current.other):
+                best[here] = Link(score, other, matched)
+    return [uf.find(index) for index in range(len(features))], best
+
+
+def components(
+    article_ids: Sequence[str], roots: Sequence[int], best: Sequence[Link | None]
+) -> list[tuple[str, list[int], tuple[JoinReason, ...]]]:
+    """Pass 3's plan: each incident's id, its members (indices into the sorted records) and
+    their join reasons, sorted by id. Each can then be judged on its own."""
     members: dict[int, list[int]] = defaultdict(list)
-    for index in range(len(ordered)):
-        members[uf.find(index)].append(index)
-    clusters: list[Cluster] = []
+    for index, root in enumerate(roots):
+        members[root].append(index)
+    planned: list[tuple[str, list[int], tuple[JoinReason, ...]]] = []
     for indices in members.values():
         joins: list[JoinReason] = []
         for index in indices:
-            links = edges.get(index)
-            if not links:
-                joins.append(JoinReason(article_id=ordered[index].article_id, linked_to=None))
+            link = best[index]
+            if link is None:
+                joins.append(JoinReason(article_id=article_ids[index], linked_to=None))
                 continue
-            score, other, matched = max(links, key=lambda e: (e[0], -e[1]))
             joins.append(
                 JoinReason(
-                    article_id=ordered[index].article_id,
-                    linked_to=ordered[other].article_id,
-                    score=score,
-                    matched=dict(sorted(matched.items())),
+                    article_id=article_ids[index],
+                    linked_to=article_ids[link.other],
+                    score=link.score,
+                    matched=dict(sorted(link.matched.items())),
                 )
             )
-        group = tuple(ordered[i] for i in indices)
-        clusters.append(Cluster(incident_id(r.article_id for r in group), group, tuple(joins)))
-    clusters.sort(key=lambda c: c.id)
-    return clusters
+        planned.append((incident_id(article_ids[i] for i in indices), indices, tuple(joins)))
+    planned.sort(key=lambda p: p[0])
+    return planned
+
+
+def cluster_records(records: Iterable[IncidentRecord]) -> list[Cluster]:
+    """Group records into incidents; clusters sorted by id, members by article id."""
+    ordered = sort_records(records)
+    article_ids = [r.article_id for r in ordered]
+    roots, best = link_components([record_features(r) for r in ordered])
+    return [
+        Cluster(cid, tuple(ordered[i] for i in indices), joins)
+        for cid, indices, joins in components(article_ids, roots, best)
+    ]
