@@ -1,0 +1,424 @@
+"""``triangulate run --batch``: the provider Batch API path, against loopback stubs.
+
+Every test here talks to ``tests/batch_stub.py`` (files, batches and chat completions on
+127.0.0.1), and the live comparison to ``tests/fault_server.py``; no test reaches a real provider.
+Polls sleep for nothing (an injected sleep), so the batch paths run in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from batch_stub import BatchMode, BatchStub
+from fault_server import FaultServer
+
+from pipeline.batch.provider_batch import poll_backoff, run_provider_batch
+from pipeline.batch.runner import Progress, run_batch
+from pipeline.extract.batchapi import BatchAPI, PollBackoff, parse_result_file, request_lines
+from pipeline.extract.extractor import ExtractionSettings, Extractor
+from pipeline.extract.providers import Endpoint
+from pipeline.store.runstore import RunStore
+from schemas import Article
+
+MODEL = "batch-stub"
+API_KEY = "sk-batch-test-secret-0123456789"
+
+
+def story(number: int) -> str:
+    return (
+        f"Story {number:03d} from the county desk. Officers shot a man outside a store in Chandler "
+        f"on Sunday, police said. He was {30 + number} years old. The sheriff said the deputy fired twice."
+    )
+
+
+def articles(count: int, *, texts: dict[int, str] | None = None) -> list[Article]:
+    chosen = texts or {}
+    return [
+        Article.from_text(chosen.get(i, story(i)), source_path=f"in/{i:03d}.txt", outlet="Desk")
+        for i in range(count)
+    ]
+
+
+async def no_sleep(_: float) -> None:
+    await asyncio.sleep(0)
+
+
+def endpoint(base_url: str) -> Endpoint:
+    return Endpoint(base_url=base_url, model=MODEL, provider="openai-compatible", api_key=API_KEY)
+
+
+def batch_run(
+    stub: BatchStub,
+    out: Path,
+    items: list[Article],
+    *,
+    reasks: str = "live",
+    settings: ExtractionSettings | None = None,
+    lines: list[str] | None = None,
+) -> tuple[RunStore, Any]:
+    """One ``run --batch`` through the driver; returns the open store and the summary."""
+    store = RunStore(out, secrets=[API_KEY])
+
+    async def go() -> Any:
+        extractor = Extractor(endpoint(stub.base_url), settings or ExtractionSettings())
+        run_id = store.start_run("run", model=MODEL, provider="openai-compatible")
+        try:
+            return await run_provider_batch(
+                items,
+                extractor,
+                store,
+                run_id=run_id,
+                reasks=reasks,
+                progress=Progress(quiet=True),
+                sleep=no_sleep,
+                say=(lines.append if lines is not None else lambda _: None),
+            )
+        finally:
+            await extractor.aclose()
+
+    return store, asyncio.run(go())
+
+
+def outcomes(store: RunStore) -> dict[str, tuple[str, str | None]]:
+    """Article id -> (status, failure reason) for every article the store holds."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for (article_id,) in store.connection.execute("SELECT id FROM articles"):
+        outcome = store.outcome(article_id)
+        assert outcome is not None
+        found[article_id] = (outcome.status, outcome.failure.reason if outcome.failure else None)
+    return found
+
+
+def comparable(record: Any) -> dict[str, Any]:
+    """A record without the provenance fields that say how and when it was asked, not what it says."""
+    data: dict[str, Any] = record.model_dump(mode="json")
+    for name in ("usage", "attempts", "extracted_at", "latency_s"):
+        data["provenance"].pop(name, None)
+    return data
+
+
+# -- the protocol pieces --
+
+
+def test_request_lines_carry_one_custom_id_per_request_and_the_chat_completions_url() -> None:
+    data = request_lines([("r1-a1-c1", {"model": "m"}), ("r1-a2-c1", {"model": "m"})])
+    rows = [json.loads(line) for line in data.decode().splitlines()]
+    assert [row["custom_id"] for row in rows] == ["r1-a1-c1", "r1-a2-c1"]
+    assert {row["url"] for row in rows} == {"/v1/chat/completions"}
+    assert {row["method"] for row in rows} == {"POST"}
+
+
+def test_result_file_lines_name_their_error_and_skip_what_is_not_json() -> None:
+    text = "\n".join(
+        [
+            json.dumps({"custom_id": "a", "response": {"status_code": 200, "body": {"choices": []}}}),
+            "not json",
+            json.dumps({"custom_id": "b", "response": None, "error": {"code": "server_error", "message": "boom"}}),
+            json.dumps({"custom_id": "c", "response": {"status_code": 429, "body": {"error": {"message": "slow"}}}}),
+        ]
+    )
+    lines = {line.custom_id: line for line in parse_result_file(text)}
+    assert set(lines) == {"a", "b", "c"}
+    assert lines["a"].ok and lines["a"].error is None
+    assert lines["b"].error == "server_error: boom" and not lines["b"].ok
+    assert lines["c"].error == "slow" and not lines["c"].ok
+
+
+def test_poll_backoff_grows_to_its_cap_and_takes_its_first_delay_from_the_environment() -> None:
+    delays = PollBackoff(initial_s=5, max_s=60, factor=2).delays()
+    assert [next(delays) for _ in range(6)] == [5, 10, 20, 40, 60, 60]
+    assert poll_backoff({}).initial_s == 5.0
+    assert poll_backoff({"TRIANGULATE_BATCH_POLL_S": "0.01"}).initial_s == 0.01
+
+
+def test_batch_bodies_are_the_bodies_a_live_run_sends(tmp_path: Path) -> None:
+    """A long article (two chunks) and a short one: the batch file holds exactly what the live
+    extractor sent to the loopback fault server, chunk for chunk."""
+    items = articles(2, texts={0: " ".join(story(n) for n in range(8))})
+    settings = ExtractionSettings(max_article_chars=400)
+    with FaultServer() as server:
+
+        async def live() -> None:
+            extractor = Extractor(endpoint(server.base_url), settings)
+            for article in items:
+                await extractor.extract(article)
+            await extractor.aclose()
+
+        asyncio.run(live())
+        sent = [request.body for request in server.requests]
+    with BatchStub() as stub:
+        batch_run(stub, tmp_path / "out", items, settings=settings)
+        (input_file,) = [data for name, data in stub.files.values() if name.startswith("triangulate-")]
+    submitted = [json.loads(line)["body"] for line in input_file.decode().splitlines()]
+    assert len(submitted) > len(items)  # the long article was asked in chunks
+    assert submitted == sent
+
+
+# -- the same records as live --
+
+
+def test_a_batch_run_gives_the_records_a_live_run_gives(tmp_path: Path) -> None:
+    """The same articles, live against the fault server and in one batch against the batch stub
+    (both answer with the same canned reading): the same records, provenance timing aside."""
+    items = articles(6)
+    with FaultServer() as server:
+        live_store = RunStore(tmp_path / "live")
+
+        async def live() -> None:
+            extractor = Extractor(endpoint(server.base_url))
+            await run_batch(items, extractor, live_store)
+            await extractor.aclose()
+
+        asyncio.run(live())
+    with BatchStub() as stub:
+        store, summary = batch_run(stub, tmp_path / "batch", items)
+        assert stub.creations == 1 and stub.live_requests == []
+    assert summary.records == 6 and summary.failures == 0
+    live_records = {r.article_id: comparable(r) for r in live_store.records()}
+    batch_records = {r.article_id: comparable(r) for r in store.records()}
+    assert len(batch_records) == 6
+    assert batch_records == live_records
+
+
+def test_tokens_of_each_output_line_are_stored_per_article(tmp_path: Path) -> None:
+    items = articles(3)
+    with BatchStub() as stub:
+        store, summary = batch_run(stub, tmp_path / "out", items)
+        output = next(data for name, data in stub.files.values() if name.endswith("_output.jsonl"))
+    by_article: dict[str, int] = {}
+    for line in parse_result_file(output.decode()):
+        requests = store.connection.execute(
+            "SELECT article_id FROM batch_requests WHERE custom_id = ?", (line.custom_id,)
+        ).fetchone()
+        assert line.body is not None
+        by_article[requests[0]] = line.body["usage"]["total_tokens"]
+    for article in items:
+        stored = store.connection.execute(
+            "SELECT SUM(total_tokens) FROM attempts WHERE article_id = ?", (article.id,)
+        ).fetchone()[0]
+        assert stored == by_article[article.id] > 0
+    assert summary.usage.total_tokens == sum(by_article.values())
+
+
+def test_the_store_keeps_the_batch_and_file_ids_and_no_key(tmp_path: Path) -> None:
+    items = articles(2)
+    with BatchStub(mode=BatchMode(required_api_key=API_KEY, polls_before_done=2)) as stub:
+        store, _ = batch_run(stub, tmp_path / "out", items)
+        assert stub.unauthorized == 0  # every call carried the key, to the stub only
+    (batch,) = store.provider_batches()
+    assert batch.batch_id and batch.input_file_id and batch.output_file_id
+    assert batch.status == "completed" and batch.finished_at and batch.ingested_at
+    assert batch.request_count == 2
+    store.close()
+    assert API_KEY.encode() not in (tmp_path / "out" / "triangulate.sqlite").read_bytes()
+
+
+def test_polling_shows_status_and_counts_until_the_batch_ends(tmp_path: Path) -> None:
+    lines: list[str] = []
+    with BatchStub(mode=BatchMode(polls_before_done=3)) as stub:
+        batch_run(stub, tmp_path / "out", articles(2), lines=lines)
+        assert stub.polls == 4
+    progress = [line for line in lines if line.startswith("batch ")]
+    assert progress[0].endswith("in_progress, 0/2 done")
+    assert progress[-1].endswith("completed, 2/2 done")
+    assert len(progress) == 2  # an unchanged status is not printed again
+
+
+# -- batches that do not complete --
+
+
+def test_an_expired_batch_fails_the_unanswered_articles_as_batch_expired(tmp_path: Path) -> None:
+    items = articles(4)
+    with BatchStub(mode=BatchMode(outcome="expired")) as stub:
+        store, summary = batch_run(stub, tmp_path / "out", items)
+    found = outcomes(store)
+    assert sorted(found.values()) == [("failure", "batch-expired")] * 2 + [("record", None)] * 2
+    assert summary.reason_counts == {"batch-expired": 2}
+
+
+def test_a_failed_batch_fails_every_article_as_batch_failed_with_the_providers_reason(tmp_path: Path) -> None:
+    items = articles(3)
+    with BatchStub(mode=BatchMode(outcome="failed")) as stub:
+        store, summary = batch_run(stub, tmp_path / "out", items)
+    assert set(outcomes(store).values()) == {("failure", "batch-failed")}
+    failure = next(iter(store.iter_failures()))
+    assert failure.last_error is not None and "could not be run" in failure.last_error
+    assert summary.records == 0 and summary.failures == 3
+
+
+def test_lines_in_the_error_file_fail_their_articles_with_the_message_redacted(tmp_path: Path) -> None:
+    """The stub quotes the Authorization header in each error line; the failure row must not."""
+    items = articles(4)
+    mode = BatchMode(outcome="partial", error_every=2, echo_authorization_in_errors=True)
+    with BatchStub(mode=mode) as stub:
+        store, _ = batch_run(stub, tmp_path / "out", items)
+        error_file = next(data for name, data in stub.files.values() if name.endswith("_error.jsonl"))
+    assert API_KEY.encode() in error_file  # the stub did leak it
+    assert sorted(outcomes(store).values()) == [("failure", "batch-error")] * 2 + [("record", None)] * 2
+    for failure in store.iter_failures():
+        assert failure.last_error is not None and "The model server failed this request" in failure.last_error
+        assert API_KEY not in failure.last_error
+    store.close()
+    assert API_KEY.encode() not in (tmp_path / "out" / "triangulate.sqlite").read_bytes()
+
+
+def test_every_article_ends_as_exactly_one_record_or_failure(tmp_path: Path) -> None:
+    items = articles(5) + [Article.from_text("   ", source_path="in/empty.txt")]
+    with BatchStub(mode=BatchMode(outcome="expired")) as stub:
+        store, _ = batch_run(stub, tmp_path / "out", items)
+    found = outcomes(store)
+    assert set(found) == {article.id for article in items}
+    assert all(status in ("record", "failure") for status, _ in found.values())
+    assert found[items[-1].id] == ("failure", "empty")
+    assert store.outcome_counts().get("pending", 0) == 0
+
+
+# -- re-asks --
+
+
+def test_replies_that_fail_validation_are_asked_again_live_by_default(tmp_path: Path) -> None:
+    items = articles(3)
+    with BatchStub(mode=BatchMode(invalid_marker="Story 001")) as stub:
+        store, summary = batch_run(stub, tmp_path / "out", items)
+        assert stub.creations == 1
+        assert len(stub.live_requests) == 1
+        assert "Story 001" in json.dumps(stub.live_requests[0])
+    assert set(outcomes(store).values()) == {("record", None)}
+    kinds = [row[0] for row in store.connection.execute(
+        "SELECT kind FROM attempts WHERE article_id = ? ORDER BY attempt", (items[1].id,)
+    )]
+    assert kinds == ["ask", "ask"]  # the batch reply, then the live ask: both cost tokens
+    assert summary.requests == 4
+
+
+def test_replies_that_fail_validation_go_to_one_second_batch_when_asked(tmp_path: Path) -> None:
+    """The stub answers the marked article badly in every batch: after the second batch it fails
+    as a validation failure, and nothing is asked live."""
+    items = articles(3)
+    with BatchStub(mode=BatchMode(invalid_marker="Story 002")) as stub:
+        store, _ = batch_run(stub, tmp_path / "out", items, reasks="batch")
+        assert stub.creations == 2 and stub.live_requests == []
+    found = outcomes(store)
+    assert found[items[2].id] == ("failure", "validation")
+    assert [found[a.id] for a in items[:2]] == [("record", None)] * 2
+    rounds = [b.round for b in store.provider_batches()]
+    assert rounds == [1, 2]
+    assert store.batch_requests(store.provider_batches()[1].input_file_id)[0].article_id == items[2].id
+
+
+# -- resume --
+
+
+def test_a_run_stopped_after_the_upload_finds_its_batch_instead_of_creating_one(tmp_path: Path) -> None:
+    """The store holds an uploaded file whose batch id was never recorded (killed right after
+    create): the next run finds the batch by its input file and creates none."""
+    items = articles(2)
+    with BatchStub(mode=BatchMode(polls_before_done=10**6)) as stub:
+
+        async def first() -> None:
+            store = RunStore(tmp_path / "out", secrets=[API_KEY])
+            extractor = Extractor(endpoint(stub.base_url))
+            run_id = store.start_run("run", model=MODEL)
+            api = BatchAPI(__import__("openai").AsyncOpenAI(base_url=stub.base_url, api_key=API_KEY))
+            task = asyncio.create_task(
+                run_provider_batch(items, extractor, store, run_id=run_id, api=api, sleep=no_sleep, say=print)
+            )
+            while not stub.creations:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            # Forget the batch id, as if the kill came between create and the store's write.
+            store.connection.execute("UPDATE provider_batches SET batch_id = NULL, status = 'uploaded'")
+            await extractor.aclose()
+            store.close()
+
+        asyncio.run(first())
+        stub.mode = BatchMode()
+        store, summary = batch_run(stub, tmp_path / "out", items)
+        assert stub.creations == 1
+    assert summary.records == 2
+    (batch,) = store.provider_batches()
+    assert batch.batch_id == "batch-stub0002"
+
+
+def _stats(base_url: str) -> dict[str, Any]:
+    root = base_url.removesuffix("/v1")
+    with urllib.request.urlopen(f"{root}/stub/stats", timeout=5) as reply:
+        data: dict[str, Any] = json.loads(reply.read())
+    return data
+
+
+@pytest.mark.slow
+def test_kill_9_between_submit_and_ingest_resumes_without_a_second_submission(tmp_path: Path) -> None:
+    """``triangulate run --batch`` in a subprocess against the batch stub in its own process: killed
+    once the store records the batch (still in progress), then run again; the stub saw one
+    batch creation, and every article has its record."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"{i:03d}.txt").write_text(story(i), encoding="utf-8")
+    stub_script = Path(__file__).with_name("batch_stub.py")
+    stub = subprocess.Popen(
+        [sys.executable, str(stub_script), "--polls-before-done", "1000000", "--required-api-key", API_KEY],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert stub.stdout is not None
+        base_url = stub.stdout.readline().strip()
+        env = {
+            **os.environ,
+            "OPENAI_BASE_URL": base_url,
+            "OPENAI_API_KEY": API_KEY,
+            "TRIANGULATE_BATCH_POLL_S": "0.05",
+        }
+        command = [sys.executable, "-m", "pipeline", "run", str(folder), "--out", str(out)]
+        command += ["--model", MODEL, "--batch", "--no-reconcile"]
+        first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        db_path = out / "triangulate.sqlite"
+        deadline = time.monotonic() + 120
+        while True:
+            if first.poll() is not None:
+                pytest.fail(f"the run ended before it could be killed: {first.communicate()}")
+            if time.monotonic() > deadline:
+                first.kill()
+                pytest.fail("the batch was never recorded")
+            if db_path.exists() and _recorded_batch(db_path) and _stats(base_url)["polls"] >= 2:
+                break
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert _stats(base_url)["creations"] == 1
+        request = urllib.request.Request(base_url.removesuffix("/v1") + "/stub/release", method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert "resuming batch batch-stub0002" in again.stderr
+        stats = _stats(base_url)
+        assert stats["creations"] == 1 and stats["uploads"] == 1 and stats["unauthorized"] == 0
+        records = (out / "records.jsonl").read_text(encoding="utf-8").splitlines()
+        assert len(records) == 5
+        assert API_KEY not in again.stderr and API_KEY.encode() not in db_path.read_bytes()
+    finally:
+        stub.kill()
+        stub.wait()
+
+
+def _recorded_batch(db_path: Path) -> bool:
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as db:
+            row = db.execute("SELECT batch_id FROM provider_batches").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return row is not None and row[0] is not None
