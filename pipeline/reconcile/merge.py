@@ -36,7 +36,7 @@ import gc
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -73,6 +73,7 @@ from pipeline.reconcile.decide import (
     regroup,
     title_of,
 )
+from pipeline.reconcile.spill import RecordSpill, spilled_clusters
 from pipeline.reconcile.stable import assign_ids
 from pipeline.store.runfolder import CONFLICTS_FILENAME, INCIDENTS_FILENAME
 from schemas.desk import Decision, StaleDecision
@@ -873,7 +874,8 @@ _SCALAR_PATHS = [f"{section}.{name}" for section, names in SCALAR_SECTIONS.items
 
 
 def _incident_dict(cluster: Cluster) -> dict[str, Any]:
-    records = cluster.records
+    # Read once: a spilled cluster's records are read back from disk each time they are iterated.
+    records = tuple(cluster.records)
     contexts = [_context(r) for r in records]
     fields: list[FieldDict] = []
     merged: dict[str, Any] = {section: {} for section in SCALAR_SECTIONS}
@@ -1007,11 +1009,13 @@ def _conflict_dicts(incident: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _iter_shapes(
-    records: Sequence[IncidentRecord], desk: DeskState | None = None
+    records: Iterable[IncidentRecord], desk: DeskState | None = None, *, spill: RecordSpill | None = None
 ) -> Iterator[dict[str, Any]]:
     """Each incident as plain dicts in the shape of ``Incident``, in id order. With ``desk``,
     incidents keep the ids they had (``pipeline.reconcile.stable``) and reviewers' decisions are
-    applied (``pipeline.reconcile.decide``); ``desk`` then holds the ids settled on."""
+    applied (``pipeline.reconcile.decide``); ``desk`` then holds the ids settled on. With
+    ``spill``, records are read once and wait there (``pipeline.reconcile.spill``) until their
+    incident is judged."""
     # Reconciling allocates millions of small objects and no reference cycles;
     # the cyclic collector would rescan the input records over and over (half
     # the run time at 10k records), so it is paused while this runs.
@@ -1021,7 +1025,7 @@ def _iter_shapes(
         # (A process pool was measured here: forked workers copy the records'
         # pages as reference counts change, and pickling verdicts back costs
         # more than judging them, so one process is faster on two cores.)
-        clusters = cluster_records(records)
+        clusters = spilled_clusters(records, spill) if spill is not None else cluster_records(records)
         decided: dict[str, list[Decision]] = {}
         if desk is not None:
             regroupings = [d for d in desk.decisions if d.action in ("merge", "split")]
@@ -1133,28 +1137,45 @@ class RunCounts:
 
 
 def reconcile_to_dir(
-    records: Sequence[IncidentRecord], out_dir: Path, *, desk: DeskState | None = None
+    records: Iterable[IncidentRecord],
+    out_dir: Path,
+    *,
+    desk: DeskState | None = None,
+    spill: bool | None = None,
 ) -> RunCounts:
     """Reconcile and write both files as incidents are judged (the CLI path).
 
     The files are byte-for-byte those of ``write_outputs(reconcile(records))``, and like
-    them replaced together; memory stays at the size of the input.
+    them replaced together. ``records`` that are not a sequence (a generator over
+    records.jsonl or the run store) are read once and spilled to a temporary file beside
+    ``out_dir``, so memory holds each record's clustering features and one incident's records,
+    not the input; ``spill`` forces either way.
     """
-    counts = RunCounts(records=len(records))
-    with (
-        replaced_together() as files,
-        files.open_text(out_dir / INCIDENTS_FILENAME) as inc_out,
-        files.open_text(out_dir / CONFLICTS_FILENAME) as con_out,
-    ):
-        for shape in _iter_shapes(records, desk):
-            # The shapes are written as they are, without building models:
-            # validating and dumping them again would cost a third of the run.
-            # A test holds these bytes identical to write_outputs(reconcile()).
-            inc_out.write(_json_line(_jsonable_incident(shape)) + "\n")
-            for conflict in _conflict_dicts(shape):
-                con_out.write(_json_line(conflict) + "\n")
-                counts.verdicts[conflict["verdict"]] += 1
-            counts.incidents += 1
+    if spill is None:
+        spill = not isinstance(records, Sequence)
+    # In out_dir, not /tmp: the spill is as large as the input, and /tmp may be a small tmpfs.
+    store = RecordSpill(out_dir) if spill else None
+    try:
+        counts = RunCounts(records=len(records) if isinstance(records, Sequence) else 0)
+        with (
+            replaced_together() as files,
+            files.open_text(out_dir / INCIDENTS_FILENAME) as inc_out,
+            files.open_text(out_dir / CONFLICTS_FILENAME) as con_out,
+        ):
+            for shape in _iter_shapes(records, desk, spill=store):
+                # The shapes are written as they are, without building models:
+                # validating and dumping them again would cost a third of the run.
+                # A test holds these bytes identical to write_outputs(reconcile()).
+                inc_out.write(_json_line(_jsonable_incident(shape)) + "\n")
+                for conflict in _conflict_dicts(shape):
+                    con_out.write(_json_line(conflict) + "\n")
+                    counts.verdicts[conflict["verdict"]] += 1
+                counts.incidents += 1
+        if store is not None:
+            counts.records = len(store)
+    finally:
+        if store is not None:
+            store.close()
     return counts
 
 
