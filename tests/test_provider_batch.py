@@ -124,8 +124,12 @@ def test_result_file_lines_name_their_error_and_skip_what_is_not_json() -> None:
         [
             json.dumps({"custom_id": "a", "response": {"status_code": 200, "body": {"choices": []}}}),
             "not json",
-            json.dumps({"custom_id": "b", "response": None, "error": {"code": "server_error", "message": "boom"}}),
-            json.dumps({"custom_id": "c", "response": {"status_code": 429, "body": {"error": {"message": "slow"}}}}),
+            json.dumps(
+                {"custom_id": "b", "response": None, "error": {"code": "server_error", "message": "boom"}}
+            ),
+            json.dumps(
+                {"custom_id": "c", "response": {"status_code": 429, "body": {"error": {"message": "slow"}}}}
+            ),
         ]
     )
     lines = {line.custom_id: line for line in parse_result_file(text)}
@@ -295,9 +299,12 @@ def test_replies_that_fail_validation_are_asked_again_live_by_default(tmp_path: 
         assert len(stub.live_requests) == 1
         assert "Story 001" in json.dumps(stub.live_requests[0])
     assert set(outcomes(store).values()) == {("record", None)}
-    kinds = [row[0] for row in store.connection.execute(
-        "SELECT kind FROM attempts WHERE article_id = ? ORDER BY attempt", (items[1].id,)
-    )]
+    kinds = [
+        row[0]
+        for row in store.connection.execute(
+            "SELECT kind FROM attempts WHERE article_id = ? ORDER BY attempt", (items[1].id,)
+        )
+    ]
     assert kinds == ["ask", "ask"]  # the batch reply, then the live ask: both cost tokens
     assert summary.requests == 4
 
@@ -422,3 +429,54 @@ def _recorded_batch(db_path: Path) -> bool:
     except sqlite3.OperationalError:
         return False
     return row is not None and row[0] is not None
+
+
+# -- refusals and the command --
+
+
+def test_a_refused_key_stops_the_run_with_every_article_pending_and_the_key_redacted(tmp_path: Path) -> None:
+    """The stub wants another key: the upload is refused (401); nothing is marked failed, so the
+    same command resumes once the key is fixed."""
+    items = articles(2)
+    with BatchStub(mode=BatchMode(required_api_key="sk-the-right-one-000000")) as stub:
+        store, summary = batch_run(stub, tmp_path / "out", items)
+        assert stub.creations == 0 and stub.unauthorized >= 1
+    assert summary.stopped is not None and "AuthenticationError" in summary.stopped
+    assert API_KEY not in summary.stopped
+    assert set(outcomes(store).values()) == {("pending", None)}
+    assert store.provider_batches() == []
+
+
+def test_triangulate_run_batch_writes_the_records_and_notes_batch_in_the_run_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.batch.runner import EXIT_OK, run
+    from schemas.options import RunOptions
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i:03d}.txt").write_text(story(i), encoding="utf-8")
+    with BatchStub(mode=BatchMode(polls_before_done=1)) as stub:
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+        monkeypatch.setenv("TRIANGULATE_BATCH_POLL_S", "0")
+        options = RunOptions(out=out, paths=(folder,), model=MODEL, batch=True, reconcile=False)
+        assert run(options) == EXIT_OK
+        assert stub.creations == 1 and stub.live_requests == []
+    err = capsys.readouterr().err
+    assert "submitted batch batch-stub0002: 3 requests for 3 articles" in err
+    assert "completed, 3/3 done" in err
+    assert len((out / "records.jsonl").read_text(encoding="utf-8").splitlines()) == 3
+    with RunStore(out) as store:
+        settings = json.loads(store.runs()[-1]["settings"])
+    assert settings["batch"] is True and settings["batch_reasks"] == "live"
+
+
+def test_batch_reasks_accepts_only_live_or_batch() -> None:
+    from schemas.options import RunOptions
+
+    assert RunOptions(out=Path("x"), batch=True, batch_reasks="batch").problems() == []
+    assert RunOptions(out=Path("x"), batch_reasks="later").problems() == [
+        "batch_reasks must be 'live' or 'batch'"
+    ]

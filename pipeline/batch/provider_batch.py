@@ -249,12 +249,8 @@ class _Driver:
             final.output_file_id
         ):
             results[line.custom_id] = line
-        batch_errors = (
-            "; ".join(
-                error.message or error.code or "" for error in (final.errors.data or []) if final.errors
-            )
-            if final.errors is not None
-            else ""
+        batch_errors = "; ".join(
+            error.message or error.code or "" for error in (final.errors.data or [] if final.errors else [])
         )
         by_article: dict[str, list[BatchRequest]] = {}
         for request in requests:
@@ -382,6 +378,12 @@ def _joined(first: ExtractionResult, again: ExtractionResult) -> ExtractionResul
     )
 
 
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf of ``group`` (a task group nests the errors of its tasks)."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 def _say_to_stderr(quiet: bool) -> Callable[[str], None]:
     def say(line: str) -> None:
         if not quiet:
@@ -444,11 +446,11 @@ async def run_provider_batch(
                 to_reask += await driver.complete(batch, store.batch_requests(batch.input_file_id))
         await driver.reask(to_reask)
     except* StoreError as errors:
-        summary.store_failure = redact(str(errors.exceptions[0]), store.secrets)
+        summary.store_failure = redact(str(_first(errors)), store.secrets)
     except* _Stop as stops:
-        summary.stopped = str(stops.exceptions[0])
+        summary.stopped = str(_first(stops))
     except* openai.APIError as errors:
-        error = errors.exceptions[0]
+        error = _first(errors)
         from pipeline.extract.extractor import describe_error
 
         summary.stopped = "the provider's Batch API refused a call: " + describe_error(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -41,7 +41,7 @@ class PollBackoff:
     max_s: float = 60.0
     factor: float = 1.5
 
-    def delays(self) -> Iterable[float]:
+    def delays(self) -> Iterator[float]:
         delay = self.initial_s
         while True:
             yield delay
