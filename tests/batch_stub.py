@@ -245,7 +245,8 @@ class BatchStub:
                 continue
             body = line["body"]
             valid = mode.invalid_marker is None or mode.invalid_marker not in sentences_of(body)
-            raw_length = len(json.dumps(body).encode("utf-8"))
+            # The live client sends compact JSON: measured the same way, the stubs count the same tokens.
+            raw_length = len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
             response = {
                 "status_code": 200,
                 "request_id": f"req_{index}",
