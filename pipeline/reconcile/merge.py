@@ -1170,6 +1170,8 @@ def reconcile_to_dir(
     if spill is None:
         spill = not isinstance(records, Sequence)
     # In out_dir, not /tmp: the spill is as large as the input, and /tmp may be a small tmpfs.
+    if spill:
+        out_dir.mkdir(parents=True, exist_ok=True)
     store = RecordSpill(out_dir) if spill else None
     try:
         counts = RunCounts(records=len(records) if isinstance(records, Sequence) else 0)
