@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.reconcile.cluster import (
     DATE_WINDOW_DAYS,
     _candidate_pairs,
+    _place_score,
     cluster_records,
     compare,
     incident_id,
@@ -144,6 +145,31 @@ def test_blocking_finds_every_pair_that_all_pairs_comparison_would_link() -> Non
     assert linked, "the fixture should contain linked pairs"
     assert linked <= candidates
     assert len(candidates) < len(records) * (len(records) - 1) // 2
+
+
+def test_candidate_pairs_leave_out_pairs_vetoed_by_date_or_place() -> None:
+    # Blocks grow with the input; pairs a date or place veto rejects are dropped before they
+    # are compared, so only pairs that could still link are kept and compared.
+    rng = random.Random(5)
+    records = [
+        record(
+            f"r{i:03d}",
+            day=f"2026-03-{rng.randint(1, 28):02d}",
+            city=rng.choice(["Tempe", "Phoenix", "Mesa", "Chandler"]),
+            state=rng.choice([None, "Arizona"]),
+            name="Ana Ruiz",
+        )
+        for i in range(80)
+    ]
+    features = [record_features(r) for r in records]
+    candidates = _candidate_pairs(features)
+    assert candidates
+    for i, j in candidates:
+        a, b = features[i], features[j]
+        assert a.date is not None and b.date is not None
+        assert a.date.distance_days(b.date) <= DATE_WINDOW_DAYS
+        assert _place_score(a, b) is not None
+        assert compare(a, b) is not None  # one name: nothing else could veto them
 
 
 def test_values_that_are_not_evidence_neither_link_nor_veto() -> None:
