@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pipeline.cli.main import main as cli_main
+from pipeline.reconcile import merge as merge_module
 from pipeline.reconcile import spill as spill_module
 from pipeline.reconcile.cluster import cluster_records
 from pipeline.reconcile.folder import desk_state
@@ -161,3 +162,28 @@ def test_a_spilled_reconcile_keeps_ids_and_applies_decisions_like_the_in_memory_
         results.append((_files(out), state.assignment.members, state.applied, state.stale))
     assert results[0] == results[1]
     assert results[0][2] == 1  # the decision was applied, not left stale
+
+
+def test_incidents_judged_in_worker_processes_are_written_in_the_same_order_and_bytes(
+    synthetic: list[IncidentRecord], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(merge_module, "PARALLEL_MIN_INCIDENTS", 2)
+    write_outputs(reconcile(synthetic), tmp_path / "memory")
+    counts = reconcile_to_dir(iter(synthetic), tmp_path / "workers", workers=3)
+    assert _files(tmp_path / "workers") == _files(tmp_path / "memory")
+    assert counts.verdicts == reconcile_to_dir(synthetic, tmp_path / "one", workers=1).verdicts
+
+
+def test_decisions_are_applied_in_worker_processes_too(
+    decided_folder: tuple[Path, list[IncidentRecord]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(merge_module, "PARALLEL_MIN_INCIDENTS", 1)
+    folder, records = decided_folder
+    with RunStore(folder) as store:
+        state = desk_state(Desk(store))
+        reconcile_to_dir(iter(records), tmp_path / "workers", desk=state, workers=2)
+    assert (state.applied, state.stale) == (1, [])
+    (incident,) = [
+        json.loads(line) for line in (tmp_path / "workers" / "incidents.jsonl").read_text().splitlines()
+    ]
+    assert incident["merged"]["subjects"][0]["place_of_death"]["value"] == "at the hospital"

@@ -34,14 +34,17 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import multiprocessing
+import multiprocessing.context
+import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from rapidfuzz import fuzz
@@ -1023,23 +1026,79 @@ def _conflict_dicts(incident: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _iter_shapes(
-    records: Iterable[IncidentRecord], desk: DeskState | None = None, *, spill: RecordSpill | None = None
-) -> Iterator[dict[str, Any]]:
-    """Each incident as plain dicts in the shape of ``Incident``, in id order. With ``desk``,
-    incidents keep the ids they had (``pipeline.reconcile.stable``) and reviewers' decisions are
-    applied (``pipeline.reconcile.decide``); ``desk`` then holds the ids settled on. With
-    ``spill``, records are read once and wait there (``pipeline.reconcile.spill``) until their
-    incident is judged."""
+_T = TypeVar("_T")
+# A judge turns one cluster, the field decisions on it and its aliases into what the caller
+# wants (a shape, or the lines to write), and the decisions that no longer apply.
+_Judge = Callable[[Cluster, list[Decision], list[str], bool], tuple[_T, list[StaleDecision]]]
+# Below this many incidents, starting worker processes costs more than it saves.
+PARALLEL_MIN_INCIDENTS = 1000
+
+
+def _judged_shape(
+    cluster: Cluster, mine: list[Decision], aliases: list[str], with_desk: bool
+) -> tuple[dict[str, Any], list[StaleDecision]]:
+    shape = _incident_dict(cluster)
+    stale: list[StaleDecision] = []
+    if with_desk:
+        shape["aliases"] = sorted(aliases)
+        stale = apply_field_decisions(shape, mine)
+        shape["stale_decisions"] = [s.model_dump(mode="json") for s in stale]
+    return shape, stale
+
+
+_Lines = tuple[str, list[tuple[str, str]]]
+
+
+def _judged_lines(
+    cluster: Cluster, mine: list[Decision], aliases: list[str], with_desk: bool
+) -> tuple[_Lines, list[StaleDecision]]:
+    """An incident's line of incidents.jsonl and its (line, verdict) pairs of conflicts.jsonl."""
+    shape, stale = _judged_shape(cluster, mine, aliases, with_desk)
+    # The shapes are written as they are, without building models: validating and dumping
+    # them again would cost a third of the run. A test holds these bytes identical to
+    # write_outputs(reconcile()).
+    conflicts = [(_json_line(c), str(c["verdict"])) for c in _conflict_dicts(shape)]
+    return (_json_line(_jsonable_incident(shape)), conflicts), stale
+
+
+# What forked workers judge: set just before the pool forks, so they inherit it instead of
+# having each cluster pickled to them; only a cluster's index travels, and its lines come back.
+_FORKED: tuple[list[Cluster], list[list[Decision]], list[list[str]], bool, _Judge[Any]] | None = None
+
+
+def _judge_forked(index: int) -> tuple[Any, list[StaleDecision]]:
+    assert _FORKED is not None
+    clusters, mine, aliases, with_desk, judge = _FORKED
+    return judge(clusters[index], mine[index], aliases[index], with_desk)
+
+
+def _fork_context() -> multiprocessing.context.BaseContext | None:
+    try:
+        return multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform: judge in this process
+        return None
+
+
+def _iter_judged(
+    records: Iterable[IncidentRecord],
+    desk: DeskState | None,
+    judge: _Judge[_T],
+    *,
+    spill: RecordSpill | None = None,
+    workers: int = 1,
+) -> Iterator[_T]:
+    """Each incident judged by ``judge``, in id order. With ``desk``, incidents keep the ids
+    they had (``pipeline.reconcile.stable``) and reviewers' decisions are applied
+    (``pipeline.reconcile.decide``); ``desk`` then holds the ids settled on. With ``spill``,
+    records are read once and wait there (``pipeline.reconcile.spill``) until their incident
+    is judged, and ``workers`` processes may judge incidents side by side."""
+    global _FORKED
     # Reconciling allocates millions of small objects and no reference cycles;
     # the cyclic collector would rescan the input records over and over (half
     # the run time at 10k records), so it is paused while this runs.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        # (A process pool was measured here: forked workers copy the records'
-        # pages as reference counts change, and pickling verdicts back costs
-        # more than judging them, so one process is faster on two cores.)
         clusters = spilled_clusters(records, spill) if spill is not None else cluster_records(records)
         decided: dict[str, list[Decision]] = {}
         if desk is not None:
@@ -1052,16 +1111,33 @@ def _iter_shapes(
             for old, into in desk.assignment.merged.items():
                 desk.aliases.setdefault(into, []).append(old)
             decided = field_decisions(desk)
-        for cluster in clusters:
-            shape = _incident_dict(cluster)
-            if desk is not None:
-                shape["aliases"] = sorted(desk.aliases.get(cluster.id, []))
-                mine = decided.pop(cluster.id, [])
-                stale = apply_field_decisions(shape, mine)
-                desk.applied += len(mine) - len(stale)
-                desk.stale.extend(stale)
-                shape["stale_decisions"] = [s.model_dump(mode="json") for s in stale]
-            yield shape
+        mine = [decided.pop(cluster.id, []) for cluster in clusters]
+        aliases = [desk.aliases.get(cluster.id, []) if desk is not None else [] for cluster in clusters]
+        context = _fork_context() if workers > 1 and spill is not None else None
+        if context is not None and len(clusters) >= PARALLEL_MIN_INCIDENTS:
+            # Only with a spill: workers read their incidents' records from its file, so the
+            # parent holds no records for them to copy. (With records in memory, forked workers
+            # copied the records' pages as reference counts changed, and one process was faster.)
+            _FORKED = (clusters, mine, aliases, desk is not None, judge)
+            try:
+                with context.Pool(workers) as pool:
+                    results: Iterator[tuple[_T, list[StaleDecision]]] = pool.imap(
+                        _judge_forked, range(len(clusters)), chunksize=8
+                    )
+                    for index, (judged, stale) in enumerate(results):
+                        if desk is not None:
+                            desk.applied += len(mine[index]) - len(stale)
+                            desk.stale.extend(stale)
+                        yield judged
+            finally:
+                _FORKED = None
+        else:
+            for cluster, decisions, alias in zip(clusters, mine, aliases, strict=True):
+                judged, stale = judge(cluster, decisions, alias, desk is not None)
+                if desk is not None:
+                    desk.applied += len(decisions) - len(stale)
+                    desk.stale.extend(stale)
+                yield judged
         for gone in decided.values():
             desk_stale = [
                 StaleDecision(decision=d, reason="its incident no longer exists (split, or articles removed)")
@@ -1075,6 +1151,14 @@ def _iter_shapes(
         _speaker_cached.cache_clear()
         if gc_was_enabled:
             gc.enable()
+
+
+def _iter_shapes(
+    records: Iterable[IncidentRecord], desk: DeskState | None = None
+) -> Iterator[dict[str, Any]]:
+    """Each incident as plain dicts in the shape of ``Incident``, in id order (see
+    ``_iter_judged``)."""
+    return _iter_judged(records, desk, _judged_shape)
 
 
 def iter_incidents(
@@ -1158,6 +1242,7 @@ def reconcile_to_dir(
     *,
     desk: DeskState | None = None,
     spill: bool | None = None,
+    workers: int | None = None,
 ) -> RunCounts:
     """Reconcile and write both files as incidents are judged (the CLI path).
 
@@ -1165,13 +1250,16 @@ def reconcile_to_dir(
     them replaced together. ``records`` that are not a sequence (a generator over
     records.jsonl or the run store) are read once and spilled to a temporary file beside
     ``out_dir``, so memory holds each record's clustering features and one incident's records,
-    not the input; ``spill`` forces either way.
+    not the input; ``spill`` forces either way. A spilled run judges incidents in ``workers``
+    processes (by default one per available CPU; the order and bytes do not change).
     """
     if spill is None:
         spill = not isinstance(records, Sequence)
-    # In out_dir, not /tmp: the spill is as large as the input, and /tmp may be a small tmpfs.
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if spill:
         out_dir.mkdir(parents=True, exist_ok=True)
+    # In out_dir, not /tmp: the spill is as large as the input, and /tmp may be a small tmpfs.
     store = RecordSpill(out_dir) if spill else None
     try:
         counts = RunCounts(records=len(records) if isinstance(records, Sequence) else 0)
@@ -1180,14 +1268,13 @@ def reconcile_to_dir(
             files.open_text(out_dir / INCIDENTS_FILENAME) as inc_out,
             files.open_text(out_dir / CONFLICTS_FILENAME) as con_out,
         ):
-            for shape in _iter_shapes(records, desk, spill=store):
-                # The shapes are written as they are, without building models:
-                # validating and dumping them again would cost a third of the run.
-                # A test holds these bytes identical to write_outputs(reconcile()).
-                inc_out.write(_json_line(_jsonable_incident(shape)) + "\n")
-                for conflict in _conflict_dicts(shape):
-                    con_out.write(_json_line(conflict) + "\n")
-                    counts.verdicts[conflict["verdict"]] += 1
+            for incident, conflicts in _iter_judged(
+                records, desk, _judged_lines, spill=store, workers=workers
+            ):
+                inc_out.write(incident + "\n")
+                for line, verdict in conflicts:
+                    con_out.write(line + "\n")
+                    counts.verdicts[verdict] += 1
                 counts.incidents += 1
         if store is not None:
             counts.records = len(store)

@@ -18,6 +18,7 @@ byte for byte that of the in-memory path.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from array import array
 from collections.abc import Iterable, Sequence
@@ -45,16 +46,14 @@ class RecordSpill:
         # Offsets as 8-byte ints, not a list of Python ints: at 10M records that is 80 MB, not 360.
         self._offsets = array("q")
         self._end = 0
-        self._reading = False
+        self._dirty = False
 
     def __len__(self) -> int:
         return len(self._offsets)
 
     def add(self, record: IncidentRecord) -> int:
         """Write ``record``; its row number."""
-        if self._reading:
-            self._file.seek(0, 2)
-            self._reading = False
+        self._dirty = True
         line = record.model_dump_json().encode("utf-8") + b"\n"
         self._offsets.append(self._end)
         self._file.write(line)
@@ -63,13 +62,20 @@ class RecordSpill:
 
     def raw(self, row: int) -> bytes:
         """The record of ``row`` as JSON."""
-        self._reading = True
-        self._file.seek(self._offsets[row])
-        return self._file.readline().rstrip(b"\n")
+        if self._dirty:
+            self._file.flush()
+            self._dirty = False
+        start = self._offsets[row]
+        end = self._offsets[row + 1] if row + 1 < len(self._offsets) else self._end
+        # pread, not seek and read: forked workers share this file's offset with the parent.
+        return os.pread(self._file.fileno(), end - start - 1, start)
 
     def load(self, rows: Sequence[int]) -> list[IncidentRecord]:
-        self._file.flush()
         return [IncidentRecord.model_validate_json(self.raw(row)) for row in rows]
+
+    def flush(self) -> None:
+        self._file.flush()
+        self._dirty = False
 
     def close(self) -> None:
         self._file.close()
@@ -97,7 +103,8 @@ def spilled_clusters(records: Iterable[IncidentRecord], spill: RecordSpill) -> l
         spill.add(record)
         article_ids.append(record.article_id)
         features.append(record_features(record))
-    spill._file.flush()
+    # Written out before any worker forks: a buffer flushed in a child would be written twice.
+    spill.flush()
     # The order sort_records gives: by article id, the full JSON only between records of one
     # article (read back for those alone).
     order = sorted(range(len(article_ids)), key=article_ids.__getitem__)
