@@ -2,20 +2,27 @@
 
 Not a test. Run:
 
-    .venv/bin/python benchmarks/reconcile_bench.py                # 1k, 10k, 100k
-    .venv/bin/python benchmarks/reconcile_bench.py --sizes 1000 10000
+    .venv/bin/python benchmarks/reconcile_bench.py                # 10k, 30k, 100k
+    .venv/bin/python benchmarks/reconcile_bench.py --sizes 1000000 --in-memory-limit 0
 
 Each size builds records for incidents of 3-8 records each, with the
 disagreements real coverage has (spelling variants, surname-only names,
 suburb vs metro, relative weekdays, singular vs plural counts, severity
-wording, one statement relayed by several outlets). Records are built in
-memory first; then it times the CLI path (``reconcile_to_dir``: judge and
-write incidents.jsonl/conflicts.jsonl as it goes) and the in-memory API
-(``reconcile``: the whole result as models), in wall-clock and CPU seconds
-(the CPU figure is the fairer one on a shared machine), reports peak memory of the process
-(``ru_maxrss``) and of Python allocations during reconcile (tracemalloc is
-too slow at 100k, so it is only used for sizes up to --trace-limit), and the
-growth exponent: the slope of log(seconds) against log(records).
+wording, one statement relayed by several outlets), written to a records.jsonl
+file as they are made. Each size then runs in a process of its own, so its peak
+memory is its own:
+
+* the CLI path at scale: ``reconcile_to_dir`` over a generator reading that
+  file, so records are spilled to disk and only their clustering features and
+  one incident's records are in memory, incidents judged by one worker process
+  per CPU (``--workers``);
+* the in-memory API (``reconcile`` over a list of records, the whole result as
+  models), up to ``--in-memory-limit`` records.
+
+Reported: wall-clock and CPU seconds (the CPU figure counts the worker
+processes too; it is the fairer one on a shared machine), the peak resident
+memory of the process and of its largest worker (``ru_maxrss``), and the growth
+exponent: the slope of log(seconds) against log(records).
 """
 
 from __future__ import annotations
@@ -27,10 +34,11 @@ import math
 import os
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -81,11 +89,16 @@ def _places() -> list[tuple[str, str, str | None]]:
 
 
 def synthetic_records(n_records: int, seed: int = 7) -> list[IncidentRecord]:
+    return list(iter_synthetic_records(n_records, seed))
+
+
+def iter_synthetic_records(n_records: int, seed: int = 7) -> Iterator[IncidentRecord]:
+    """The records one at a time: a million of them do not fit in memory as models."""
     rng = random.Random(seed)
     places = _places()
-    records: list[IncidentRecord] = []
+    made = 0
     incident = 0
-    while len(records) < n_records:
+    while made < n_records:
         incident += 1
         first, last = rng.choice(FIRST), f"{_surname(rng)}-{_surname(rng)}"
         full = f"{first} {last}"
@@ -94,7 +107,7 @@ def synthetic_records(n_records: int, seed: int = 7) -> list[IncidentRecord]:
         age = rng.randint(18, 70)
         fired = rng.choice(["1", "1", "2"])
         statement = STATEMENT.format(verb=rng.choice(["accelerated", "drove", "swerved"]), n=incident)
-        for k in range(min(rng.randint(3, 8), n_records - len(records))):
+        for k in range(min(rng.randint(3, 8), n_records - made)):
             published = day + timedelta(days=rng.randint(0, 4))
             first_surname = last.split("-")[0]
             variants = [full, _misspell(full, rng), first_surname, f"{first} {first_surname}"]
@@ -149,13 +162,13 @@ def synthetic_records(n_records: int, seed: int = 7) -> list[IncidentRecord]:
                 "outlet": rng.choice(OUTLETS),
                 "published": published.isoformat(),
             }
-            records.append(IncidentRecord.model_validate(facts))
-    return records
+            made += 1
+            yield IncidentRecord.model_validate(facts)
 
 
-def _maxrss_mib() -> float:
-    # ru_maxrss is KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _maxrss_mib(who: int = resource.RUSAGE_SELF) -> float:
+    # ru_maxrss is KiB on Linux; for RUSAGE_CHILDREN, that of the largest child.
+    return resource.getrusage(who).ru_maxrss / 1024.0
 
 
 def _slope(rows: list[dict[str, Any]], key: str) -> float:
@@ -168,86 +181,97 @@ def _slope(rows: list[dict[str, Any]], key: str) -> float:
 
 
 def _timed(fn: Any) -> tuple[Any, float, float]:
-    t0, cpu0 = time.perf_counter(), time.process_time()
+    def cpu() -> float:
+        # The worker processes' CPU counts once they have been waited for.
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    t0, cpu0 = time.perf_counter(), cpu()
     value = fn()
-    return value, time.perf_counter() - t0, time.process_time() - cpu0
+    return value, time.perf_counter() - t0, cpu() - cpu0
 
 
-def _traced_peak_mib(fn: Any) -> float:
-    gc.collect()
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return peak
+def _read(path: Path) -> Iterator[IncidentRecord]:
+    with path.open("rb") as handle:
+        for line in handle:
+            yield IncidentRecord.model_validate_json(line)
 
 
-def measure(size: int, trace_limit: int) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    records = synthetic_records(size)
-    build_s = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        # The CLI path first, so the process peak right after it is the streamed one.
-        gc.collect()
-        counts, stream_s, stream_cpu_s = _timed(lambda: reconcile_to_dir(records, out))
-        stream_rss = _maxrss_mib()
-        gc.collect()
-        result, seconds, cpu_seconds = _timed(lambda: reconcile(records))
-        memory_rss = _maxrss_mib()
-        n_incidents, n_conflicts = len(result.incidents), len(result.conflicts)
-        del result
-        stream_peak = memory_peak = None
-        if size <= trace_limit:
-            # Separate traced runs: tracemalloc slows Python several-fold, so
-            # it never touches the timings above.
-            stream_peak = _traced_peak_mib(lambda: reconcile_to_dir(records, out))
-            memory_peak = _traced_peak_mib(lambda: reconcile(records))
-    assert counts.incidents == n_incidents
-    return {
-        "records": size,
-        "incidents": n_incidents,
-        "conflicts": n_conflicts,
-        "build_s": round(build_s, 2),
-        "cli_stream_s": round(stream_s, 2),
-        "cli_stream_cpu_s": round(stream_cpu_s, 2),
-        "in_memory_s": round(seconds, 2),
-        "in_memory_cpu_s": round(cpu_seconds, 2),
-        "tracemalloc_peak_mib_stream": round(stream_peak, 1) if stream_peak is not None else None,
-        "tracemalloc_peak_mib_in_memory": round(memory_peak, 1) if memory_peak is not None else None,
-        "maxrss_mib_after_stream": round(stream_rss, 1),
-        "maxrss_mib_after_in_memory": round(memory_rss, 1),
-    }
-
-
-def run(sizes: list[int], trace_limit: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def measure(size: int, in_memory_limit: int, workers: int | None) -> dict[str, Any]:
+    """One size, in the process that runs it (see ``run``)."""
     get_gazetteer()  # load once, outside the timings
+    with tempfile.TemporaryDirectory() as tmp:
+        records_path = Path(tmp) / "records.jsonl"
+        t0 = time.perf_counter()
+        with records_path.open("w", encoding="utf-8") as out:
+            for record in iter_synthetic_records(size):
+                out.write(record.model_dump_json() + "\n")
+        build_s = time.perf_counter() - t0
+        gc.collect()
+        before_rss = _maxrss_mib()
+        counts, stream_s, stream_cpu_s = _timed(
+            lambda: reconcile_to_dir(_read(records_path), Path(tmp) / "out", workers=workers)
+        )
+        row: dict[str, Any] = {
+            "records": size,
+            "incidents": counts.incidents,
+            "conflicts": sum(counts.verdicts.values()),
+            "build_s": round(build_s, 2),
+            "cli_stream_s": round(stream_s, 2),
+            "cli_stream_cpu_s": round(stream_cpu_s, 2),
+            "maxrss_mib_before": round(before_rss, 1),
+            "maxrss_mib_after_stream": round(_maxrss_mib(), 1),
+            "maxrss_mib_largest_worker": round(_maxrss_mib(resource.RUSAGE_CHILDREN), 1),
+        }
+        if size <= in_memory_limit:
+            records = list(_read(records_path))
+            gc.collect()
+            result, seconds, cpu_seconds = _timed(lambda: reconcile(records))
+            assert len(result.incidents) == counts.incidents
+            row["in_memory_s"] = round(seconds, 2)
+            row["in_memory_cpu_s"] = round(cpu_seconds, 2)
+            row["maxrss_mib_after_in_memory"] = round(_maxrss_mib(), 1)
+    return row
+
+
+def run(sizes: list[int], in_memory_limit: int, workers: int | None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for size in sizes:
-        row = measure(size, trace_limit)
+        # A process per size: ru_maxrss only grows, so one process would report the
+        # largest size's peak for every size after it.
+        argv = [sys.executable, __file__, "--one", str(size), "--in-memory-limit", str(in_memory_limit)]
+        if workers is not None:
+            argv += ["--workers", str(workers)]
+        done = subprocess.run(argv, check=True, capture_output=True, text=True)
+        row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(json.dumps(row), flush=True)
-        gc.collect()
+    summary: dict[str, Any] = {"load_average_1min": round(os.getloadavg()[0], 2)}
     if len(rows) >= 2:
-        summary = {
-            "growth_exponent_cli_stream_wall": round(_slope(rows, "cli_stream_s"), 3),
-            "growth_exponent_cli_stream_cpu": round(_slope(rows, "cli_stream_cpu_s"), 3),
-            "growth_exponent_in_memory_wall": round(_slope(rows, "in_memory_s"), 3),
-            "growth_exponent_in_memory_cpu": round(_slope(rows, "in_memory_cpu_s"), 3),
-            "load_average_1min": round(os.getloadavg()[0], 2),
-        }
-        print(json.dumps(summary))
+        summary["growth_exponent_cli_stream_wall"] = round(_slope(rows, "cli_stream_s"), 3)
+        summary["growth_exponent_cli_stream_cpu"] = round(_slope(rows, "cli_stream_cpu_s"), 3)
+        in_memory = [r for r in rows if "in_memory_s" in r]
+        if len(in_memory) >= 2:
+            summary["growth_exponent_in_memory_wall"] = round(_slope(in_memory, "in_memory_s"), 3)
+            summary["growth_exponent_in_memory_cpu"] = round(_slope(in_memory, "in_memory_cpu_s"), 3)
+    print(json.dumps(summary))
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     parser.add_argument(
-        "--trace-limit", type=int, default=10_000, help="Use tracemalloc only up to this many records."
+        "--in-memory-limit", type=int, default=100_000, help="Time the in-memory API only up to this size."
     )
+    parser.add_argument("--workers", type=int, help="Worker processes (default: one per available CPU).")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a size, in this process
     args = parser.parse_args(argv)
-    run(args.sizes, args.trace_limit)
+    if args.one is not None:
+        print(json.dumps(measure(args.one, args.in_memory_limit, args.workers)))
+        return 0
+    run(args.sizes, args.in_memory_limit, args.workers)
     return 0
 
 
