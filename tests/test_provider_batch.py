@@ -25,7 +25,7 @@ from fault_server import FaultServer
 
 from pipeline.batch.provider_batch import poll_backoff, run_provider_batch
 from pipeline.batch.runner import Progress, run_batch
-from pipeline.extract.batchapi import BatchAPI, PollBackoff, parse_result_file, request_lines
+from pipeline.extract.batchapi import PollBackoff, parse_result_file, request_lines
 from pipeline.extract.extractor import ExtractionSettings, Extractor
 from pipeline.extract.providers import Endpoint
 from pipeline.store.runstore import RunStore
@@ -320,36 +320,60 @@ def test_replies_that_fail_validation_go_to_one_second_batch_when_asked(tmp_path
 # -- resume --
 
 
+def submit_and_stop(stub: BatchStub, out: Path, items: list[Article]) -> None:
+    """A run cancelled once the stub has created its batch (which stays in progress)."""
+    stub.mode = BatchMode(polls_before_done=10**6)
+
+    async def first() -> None:
+        store = RunStore(out, secrets=[API_KEY])
+        extractor = Extractor(endpoint(stub.base_url))
+        run_id = store.start_run("run", model=MODEL)
+        task = asyncio.create_task(
+            run_provider_batch(items, extractor, store, run_id=run_id, sleep=no_sleep, say=lambda _: None)
+        )
+        while not stub.creations:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await extractor.aclose()
+        store.close()
+
+    asyncio.run(first())
+    stub.mode = BatchMode()
+
+
 def test_a_run_stopped_after_the_upload_finds_its_batch_instead_of_creating_one(tmp_path: Path) -> None:
     """The store holds an uploaded file whose batch id was never recorded (killed right after
     create): the next run finds the batch by its input file and creates none."""
     items = articles(2)
-    with BatchStub(mode=BatchMode(polls_before_done=10**6)) as stub:
-
-        async def first() -> None:
-            store = RunStore(tmp_path / "out", secrets=[API_KEY])
-            extractor = Extractor(endpoint(stub.base_url))
-            run_id = store.start_run("run", model=MODEL)
-            api = BatchAPI(__import__("openai").AsyncOpenAI(base_url=stub.base_url, api_key=API_KEY))
-            task = asyncio.create_task(
-                run_provider_batch(items, extractor, store, run_id=run_id, api=api, sleep=no_sleep, say=print)
-            )
-            while not stub.creations:
-                await asyncio.sleep(0.01)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    with BatchStub() as stub:
+        submit_and_stop(stub, tmp_path / "out", items)
+        with RunStore(tmp_path / "out") as store:
             # Forget the batch id, as if the kill came between create and the store's write.
             store.connection.execute("UPDATE provider_batches SET batch_id = NULL, status = 'uploaded'")
-            await extractor.aclose()
-            store.close()
-
-        asyncio.run(first())
-        stub.mode = BatchMode()
         store, summary = batch_run(stub, tmp_path / "out", items)
         assert stub.creations == 1
     assert summary.records == 2
     (batch,) = store.provider_batches()
     assert batch.batch_id == "batch-stub0002"
+
+
+def test_a_resumed_run_with_other_settings_does_not_take_the_old_batch_replies(tmp_path: Path) -> None:
+    """Changing max_tokens changes the cache key: the open batch answers requests that this run
+    would not send, so its articles go into a new batch and the old one is closed unread."""
+    items = articles(2)
+    with BatchStub() as stub:
+        submit_and_stop(stub, tmp_path / "out", items)
+        polls_of_old = stub.batches["batch-stub0002"].polls
+        store, summary = batch_run(stub, tmp_path / "out", items, settings=ExtractionSettings(max_tokens=512))
+        assert stub.creations == 2
+        assert stub.batches["batch-stub0002"].polls == polls_of_old  # not even polled again
+    assert summary.records == 2
+    old, new = store.provider_batches()
+    assert old.ingested_at is not None and old.status != "completed"
+    assert new.status == "completed"
+    bodies = [json.loads(line)["body"] for line in stub.files[new.input_file_id][1].decode().splitlines()]
+    assert {body["max_tokens"] for body in bodies} == {512}
 
 
 def _stats(base_url: str) -> dict[str, Any]:

@@ -171,7 +171,7 @@ class _Driver:
         reasks: list[tuple[Article, str, ExtractionResult]] = []
         for batch in self.store.provider_batches(open_only=True):
             requests = self.store.batch_requests(batch.input_file_id)
-            if not any(request.article_id in self.pending for request in requests):
+            if not any(self._waits_for(request) for request in requests):
                 # Every article it asked for has an outcome already (or is not in this run's inputs):
                 # nothing to wait for.
                 self.store.mark_batch_ingested(batch.input_file_id)
@@ -179,6 +179,12 @@ class _Driver:
             self.say(f"resuming batch {batch.batch_id or '(uploaded ' + batch.input_file_id + ')'}")
             reasks += await self.complete(batch, requests)
         return reasks
+
+    def _waits_for(self, request: BatchRequest) -> bool:
+        """Whether ``request`` answers an article of this run that has no outcome yet, under the
+        same settings (cache key) it was built with."""
+        pending = self.pending.get(request.article_id)
+        return pending is not None and pending[1] == request.cache_key
 
     async def submit(self, articles: Sequence[tuple[Article, str]], attempt: int) -> ProviderBatch | None:
         """One batch for ``articles`` (an article without text fails at once, as live); None when
@@ -192,7 +198,7 @@ class _Driver:
                 continue
             for chunk, body in enumerate(bodies, start=1):
                 custom_id = f"r{attempt}-a{number}-c{chunk}"
-                requests.append(BatchRequest(custom_id, article.id, chunk, len(bodies), attempt))
+                requests.append(BatchRequest(custom_id, article.id, chunk, len(bodies), attempt, key))
                 lines.append((custom_id, body))
         if not requests:
             return None
@@ -257,7 +263,7 @@ class _Driver:
             by_article.setdefault(request.article_id, []).append(request)
         reasks: list[tuple[Article, str, ExtractionResult]] = []
         for article_id, chunks in by_article.items():
-            if article_id not in self.pending:
+            if not self._waits_for(chunks[0]):
                 continue
             article, key = self.pending[article_id]
             chunks.sort(key=lambda request: request.chunk)

@@ -248,6 +248,7 @@ CREATE TABLE IF NOT EXISTS batch_requests (
     chunk INTEGER NOT NULL,
     chunks INTEGER NOT NULL,
     attempt INTEGER NOT NULL,
+    cache_key TEXT NOT NULL,
     PRIMARY KEY (input_file_id, custom_id)
 );
 CREATE INDEX IF NOT EXISTS batch_requests_by_article ON batch_requests (article_id)

@@ -246,6 +246,9 @@ class BatchRequest:
     chunks: int
     attempt: int
     """1 for the first batch of an article, 2 for a second batch of its re-asks."""
+    cache_key: str
+    """The cache key the request was built under: a resumed run with other settings must not take
+    its reply for theirs."""
 
 
 @dataclass(frozen=True)
@@ -853,9 +856,12 @@ class RunStore:
                 (input_file_id, run_id, round, len(requests), _now()),
             )
             db.executemany(
-                "INSERT INTO batch_requests (input_file_id, custom_id, article_id, chunk, chunks, attempt)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(input_file_id, r.custom_id, r.article_id, r.chunk, r.chunks, r.attempt) for r in requests],
+                "INSERT INTO batch_requests (input_file_id, custom_id, article_id, chunk, chunks, attempt,"
+                " cache_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (input_file_id, r.custom_id, r.article_id, r.chunk, r.chunks, r.attempt, r.cache_key)
+                    for r in requests
+                ],
             )
 
     def update_provider_batch(
