@@ -878,12 +878,7 @@ class Extractor:
         )
 
     async def extract(self, article: Article) -> ExtractionResult:
-        run = _ArticleRun(
-            article_id=article.id,
-            model=self.endpoint.model,
-            secret=self.endpoint.api_key,
-            url=self.endpoint.base_url,
-        )
+        run = self._new_run(article)
         token = _current_run.set(run)
         try:
             return await self._extract(run, article)
