@@ -69,7 +69,7 @@ def test_spilled_clusters_are_the_in_memory_clusters(synthetic: list[IncidentRec
     with RecordSpill() as spill:
         got = spilled_clusters(reversed(synthetic), spill)
         assert [c.id for c in got] == [c.id for c in expected]
-        assert [c.joins for c in got] == [c.joins for c in expected]
+        assert [list(c.joins) for c in got] == [list(c.joins) for c in expected]
         assert [c.article_ids for c in got] == [c.article_ids for c in expected]
         assert [list(c.records) for c in got[:50]] == [list(c.records) for c in expected[:50]]
 

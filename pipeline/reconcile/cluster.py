@@ -87,11 +87,50 @@ class StoredRecords(Sequence[IncidentRecord]):
         return iter(self.source.load(self.rows))
 
 
+# A join reason as plain values: article id, linked to, score, matched. A JoinReason model
+# takes about 800 bytes; at a million records the plan keeps these instead (see JoinRows).
+JoinRow = tuple[str, str | None, float | None, dict[str, float] | None]
+
+
+def join_reason(row: JoinRow) -> JoinReason:
+    article_id, linked_to, score, matched = row
+    if linked_to is None:
+        return JoinReason(article_id=article_id, linked_to=None)
+    assert matched is not None
+    return JoinReason(
+        article_id=article_id, linked_to=linked_to, score=score, matched=dict(sorted(matched.items()))
+    )
+
+
+class JoinRows(Sequence[JoinReason]):
+    """A spilled cluster's join reasons, made into models only when its incident is judged."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Sequence[JoinRow]) -> None:
+        self.rows = tuple(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> JoinReason: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[JoinReason]: ...
+    def __getitem__(self, index: int | slice) -> JoinReason | Sequence[JoinReason]:
+        if isinstance(index, slice):
+            return [join_reason(row) for row in self.rows[index]]
+        return join_reason(self.rows[index])
+
+    def __iter__(self) -> Iterator[JoinReason]:
+        return (join_reason(row) for row in self.rows)
+
+
 @dataclass(frozen=True)
 class Cluster:
     id: str
     records: Sequence[IncidentRecord]
-    joins: tuple[JoinReason, ...]
+    joins: Sequence[JoinReason]
 
     @property
     def article_ids(self) -> list[str]:
@@ -385,29 +424,22 @@ def link_components(features: Sequence[RecordFeatures]) -> tuple[list[int], list
 
 def components(
     article_ids: Sequence[str], roots: Sequence[int], best: Sequence[Link | None]
-) -> list[tuple[str, list[int], tuple[JoinReason, ...]]]:
+) -> list[tuple[str, list[int], list[JoinRow]]]:
     """Pass 3's plan: each incident's id, its members (indices into the sorted records) and
     their join reasons, sorted by id. Each can then be judged on its own."""
     members: dict[int, list[int]] = defaultdict(list)
     for index, root in enumerate(roots):
         members[root].append(index)
-    planned: list[tuple[str, list[int], tuple[JoinReason, ...]]] = []
+    planned: list[tuple[str, list[int], list[JoinRow]]] = []
     for indices in members.values():
-        joins: list[JoinReason] = []
+        joins: list[JoinRow] = []
         for index in indices:
             link = best[index]
             if link is None:
-                joins.append(JoinReason(article_id=article_ids[index], linked_to=None))
-                continue
-            joins.append(
-                JoinReason(
-                    article_id=article_ids[index],
-                    linked_to=article_ids[link.other],
-                    score=link.score,
-                    matched=dict(sorted(link.matched.items())),
-                )
-            )
-        planned.append((incident_id(article_ids[i] for i in indices), indices, tuple(joins)))
+                joins.append((article_ids[index], None, None, None))
+            else:
+                joins.append((article_ids[index], article_ids[link.other], link.score, link.matched))
+        planned.append((incident_id(article_ids[i] for i in indices), indices, joins))
     planned.sort(key=lambda p: p[0])
     return planned
 
@@ -418,6 +450,6 @@ def cluster_records(records: Iterable[IncidentRecord]) -> list[Cluster]:
     article_ids = [r.article_id for r in ordered]
     roots, best = link_components([record_features(r) for r in ordered])
     return [
-        Cluster(cid, tuple(ordered[i] for i in indices), joins)
+        Cluster(cid, tuple(ordered[i] for i in indices), tuple(join_reason(row) for row in joins))
         for cid, indices, joins in components(article_ids, roots, best)
     ]

@@ -28,6 +28,7 @@ from typing import IO
 
 from pipeline.reconcile.cluster import (
     Cluster,
+    JoinRows,
     RecordFeatures,
     StoredRecords,
     components,
@@ -115,7 +116,9 @@ def spilled_clusters(records: Iterable[IncidentRecord], spill: RecordSpill) -> l
     del features
     return [
         Cluster(
-            cid, StoredRecords(spill, [order[i] for i in indices], [sorted_ids[i] for i in indices]), joins
+            cid,
+            StoredRecords(spill, [order[i] for i in indices], [sorted_ids[i] for i in indices]),
+            JoinRows(joins),
         )
         for cid, indices, joins in components(sorted_ids, roots, best)
     ]
