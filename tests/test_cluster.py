@@ -7,9 +7,13 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from pipeline.reconcile import cluster as cluster_module
 from pipeline.reconcile.cluster import (
     DATE_WINDOW_DAYS,
     _candidate_pairs,
+    _iter_candidate_pairs,
     _place_score,
     cluster_records,
     compare,
@@ -170,6 +174,32 @@ def test_candidate_pairs_leave_out_pairs_vetoed_by_date_or_place() -> None:
         assert a.date.distance_days(b.date) <= DATE_WINDOW_DAYS
         assert _place_score(a, b) is not None
         assert compare(a, b) is not None  # one name: nothing else could veto them
+
+
+@pytest.mark.parametrize("max_block", [400, 4])
+def test_pairs_made_record_by_record_are_the_blocked_pairs_each_once(
+    max_block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Undated records, records with only a state, one city in two states, and (with a
+    # tiny block limit) blocks too large to compare: every rule of the blocking is exercised.
+    monkeypatch.setattr(cluster_module, "MAX_BLOCK", max_block)
+    rng = random.Random(8)
+    records = [
+        record(
+            f"r{i:03d}",
+            day=rng.choice([None, *(f"2026-03-{d:02d}" for d in range(1, 15))]),
+            city=rng.choice(["Tempe", "Phoenix", "Chicago", "Springfield", None, None]),
+            state=rng.choice([None, "Arizona", "Illinois"]),
+            name=rng.choice(["Ana Ruiz", "Ruiz", "Dolores Ybarra", None]),
+        )
+        for i in range(150)
+    ]
+    features = [record_features(r) for r in records]
+    pairs = list(_iter_candidate_pairs(features))
+    assert len(pairs) == len(set(pairs))
+    assert set(pairs) == _candidate_pairs(features)
+    assert all(i < j for i, j in pairs)
+    assert len(pairs) > 100
 
 
 def test_values_that_are_not_evidence_neither_link_nor_veto() -> None:

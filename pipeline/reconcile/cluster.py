@@ -371,6 +371,121 @@ def _candidate_pairs(features: Sequence[RecordFeatures]) -> set[tuple[int, int]]
     return pairs
 
 
+def _fits(left: int, right: int) -> bool:
+    return left * right <= MAX_BLOCK * MAX_BLOCK
+
+
+def _iter_candidate_pairs(features: Sequence[RecordFeatures]) -> Iterator[tuple[int, int]]:
+    """The pairs of ``_candidate_pairs``, each once, without holding them all.
+
+    At a million records the pairs no longer fit in a set (50M of them at ~100 bytes each on
+    the benchmark's records), so they are made record by record: for each record, the partners
+    its blocks give it (the same combinations of buckets, and the same size limits, as
+    ``_candidate_pairs``), those with a larger index, once each.
+    """
+    blocks: dict[tuple[str, str], dict[int | None, list[int]]] = defaultdict(lambda: defaultdict(list))
+    record_keys: list[list[tuple[tuple[str, str], int | None]]] = []
+    for index, f in enumerate(features):
+        bucket = _bucket(f.date)
+        keys = _blocking_keys(f)
+        record_keys.append([(key, bucket) for key in keys])
+        for key in keys:
+            blocks[key][bucket].append(index)
+    has_city = [f.metro_id is not None or f.city_text is not None for f in features]
+    cityless: dict[tuple[tuple[str, str], int | None], list[int]] = {}
+    for key, by_bucket in blocks.items():
+        if key[0] == "state":
+            for bucket, members in by_bucket.items():
+                cityless[key, bucket] = [i for i in members if not has_city[i]]
+    starts = [f.date.start.toordinal() if f.date is not None else None for f in features]
+    # (An undated record's end is never read: its start is None.)
+    ends = [f.date.end.toordinal() if f.date is not None else 0 for f in features]
+    states = [f.state for f in features]
+    cities = [f.city.geonameid if f.city is not None else None for f in features]
+    metros = [f.metro_id for f in features]
+    empty: list[int] = []
+
+    def partners(i: int, key: tuple[str, str], bucket: int | None) -> Iterator[list[int]]:
+        """The member lists ``_candidate_pairs`` pairs record ``i`` with in block ``key``."""
+        by_bucket = blocks[key]
+        undated = by_bucket.get(None, empty)
+        if key[0] != "state":
+            if bucket is None:
+                if _fits(len(undated), len(undated)):
+                    yield undated
+                for other, members in by_bucket.items():
+                    if other is not None and _fits(len(members), len(undated)):
+                        yield members
+                return
+            here = by_bucket[bucket]
+            for members in (
+                here,
+                by_bucket.get(bucket + 1, empty),
+                by_bucket.get(bucket - 1, empty),
+                undated,
+            ):
+                if members and _fits(len(here), len(members)):
+                    yield members
+            return
+        # The state block pairs records without a city with everyone, never two with one:
+        # add_pairs(left, right, only_cityless=True) is cityless(left) x right and
+        # left x cityless(right), each under its own size limit.
+        mine = not has_city[i]
+        u_cl = cityless.get((key, None), empty)
+
+        def side(
+            left: list[int], left_cl: list[int], right: list[int], right_cl: list[int]
+        ) -> Iterator[list[int]]:
+            # i is in left: it meets right if it is cityless, and right's cityless ones anyway.
+            if mine and _fits(len(left_cl), len(right)):
+                yield right
+            if _fits(len(left), len(right_cl)):
+                yield right_cl
+
+        if bucket is None:
+            yield from side(undated, u_cl, undated, u_cl)
+            for other, members in by_bucket.items():
+                if other is not None:
+                    # i is on the right of (members x undated).
+                    yield from side(undated, u_cl, members, cityless[key, other])
+            return
+        here, here_cl = by_bucket[bucket], cityless[key, bucket]
+        yield from side(here, here_cl, here, here_cl)
+        for other in (bucket + 1, bucket - 1):
+            if other in by_bucket:
+                yield from side(here, here_cl, by_bucket[other], cityless[key, other])
+        if undated:
+            yield from side(here, here_cl, undated, u_cl)
+
+    for i in range(len(features)):
+        start, end, state, city, metro = starts[i], ends[i], states[i], cities[i], metros[i]
+        seen: set[int] = set()
+        for key, bucket in record_keys[i]:
+            for members in partners(i, key, bucket):
+                for j in members:
+                    if j <= i or j in seen:
+                        continue
+                    seen.add(j)
+                    other_start = starts[j]
+                    # The vetoes of _candidate_pairs, in the same order.
+                    if (
+                        start is not None
+                        and other_start is not None
+                        and (other_start - end > DATE_WINDOW_DAYS or start - ends[j] > DATE_WINDOW_DAYS)
+                    ):
+                        continue
+                    if state and (other_state := states[j]) and other_state != state:
+                        continue
+                    if (
+                        city is not None
+                        and (other_city := cities[j]) is not None
+                        and other_city != city
+                        and not (metro == metros[j] and metro in (city, other_city))
+                    ):
+                        continue
+                    yield i, j
+
+
 def incident_id(article_ids: Iterable[str]) -> str:
     """Deterministic id: the same members give the same id in every run."""
     digest = hashlib.sha256("\n".join(sorted(article_ids)).encode("utf-8")).hexdigest()
@@ -409,7 +524,7 @@ def link_components(features: Sequence[RecordFeatures]) -> tuple[list[int], list
     best: list[Link | None] = [None] * len(features)
     # Pair order does not matter: union-find and the best-link choice (highest score, then
     # lowest index) give the same result in any order.
-    for i, j in _candidate_pairs(features):
+    for i, j in _iter_candidate_pairs(features):
         matched = compare(features[i], features[j])
         if matched is None:
             continue
