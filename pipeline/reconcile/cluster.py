@@ -39,6 +39,10 @@ BUCKET_DAYS = DATE_WINDOW_DAYS + 1
 # through the other keys of its records.
 MAX_BLOCK = 400
 NAME_VETO = 60.0
+# name_similarity memoises up to CACHE_SIZE (2M) pairs of names. Millions of candidate pairs
+# would fill it with pairs that never come back (0.6 GB at 300k records), so linking clears it
+# whenever it holds more than this many.
+NAME_CACHE_LIMIT = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -524,7 +528,9 @@ def link_components(features: Sequence[RecordFeatures]) -> tuple[list[int], list
     best: list[Link | None] = [None] * len(features)
     # Pair order does not matter: union-find and the best-link choice (highest score, then
     # lowest index) give the same result in any order.
-    for i, j in _iter_candidate_pairs(features):
+    for n, (i, j) in enumerate(_iter_candidate_pairs(features)):
+        if n % 65536 == 0 and name_similarity.cache_info().currsize > NAME_CACHE_LIMIT:
+            name_similarity.cache_clear()
         matched = compare(features[i], features[j])
         if matched is None:
             continue
