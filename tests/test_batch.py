@@ -233,6 +233,7 @@ class StartTimes:
         return await self.inner.extract(article)
 
 
+@pytest.mark.slow  # seconds of real waiting; .ci/run runs the slow tests
 def test_rpm_limit_spaces_the_start_of_requests(tmp_path: Path) -> None:
     # 300/min = a burst of 5, then 5 per second: 15 articles need at least 2 s.
     async def go(server: FaultServer, store: RunStore) -> StartTimes:

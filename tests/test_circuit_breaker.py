@@ -115,6 +115,7 @@ class NotFoundEverywhere(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow  # seconds of real waiting; .ci/run runs the slow tests
 def test_a_server_that_answers_models_with_404_is_not_taken_for_down(tmp_path: Path) -> None:
     # Only a failure to connect means "down": a 404 is an answer. The batch starts, and its first
     # chat request (also a 404) is what stops it, as for any unknown model or wrong path.
@@ -137,6 +138,7 @@ def test_a_server_that_answers_models_with_404_is_not_taken_for_down(tmp_path: P
 # ---------------------------------------------------------------- the circuit breaker
 
 
+@pytest.mark.slow  # seconds of real waiting; .ci/run runs the slow tests
 def test_articles_in_a_row_that_cannot_connect_stop_the_run_and_the_rest_stay_pending(tmp_path: Path) -> None:
     # GET /models answers, so the batch starts; then every chat request's connection is dropped.
     folder, out = write_articles(tmp_path / "in", 40), tmp_path / "out"
@@ -160,6 +162,7 @@ def test_articles_in_a_row_that_cannot_connect_stop_the_run_and_the_rest_stay_pe
     assert store_rows(out, "SELECT status FROM runs") == [("stopped",)]
 
 
+@pytest.mark.slow  # seconds of real waiting; .ci/run runs the slow tests
 def test_stopping_cancels_the_requests_in_flight(tmp_path: Path) -> None:
     # Every connection is dropped, half of them only after 30 s: once five quick drops in a row
     # stop the run, the slow ones still waiting are cancelled instead of waited for.

@@ -221,6 +221,7 @@ def test_the_store_keeps_the_batch_and_file_ids_and_no_key(tmp_path: Path) -> No
     assert API_KEY.encode() not in (tmp_path / "out" / "triangulate.sqlite").read_bytes()
 
 
+@pytest.mark.slow  # a whole batch round against the stub; .ci/run runs the slow tests
 def test_polling_shows_status_and_counts_until_the_batch_ends(tmp_path: Path) -> None:
     lines: list[str] = []
     with BatchStub(mode=BatchMode(polls_before_done=3)) as stub:
@@ -235,6 +236,7 @@ def test_polling_shows_status_and_counts_until_the_batch_ends(tmp_path: Path) ->
 # -- batches that do not complete --
 
 
+@pytest.mark.slow  # a whole batch round against the stub; .ci/run runs the slow tests
 def test_an_expired_batch_fails_the_unanswered_articles_as_batch_expired(tmp_path: Path) -> None:
     items = articles(4)
     with BatchStub(mode=BatchMode(outcome="expired")) as stub:
@@ -244,6 +246,7 @@ def test_an_expired_batch_fails_the_unanswered_articles_as_batch_expired(tmp_pat
     assert summary.reason_counts == {"batch-expired": 2}
 
 
+@pytest.mark.slow  # a whole batch round against the stub; .ci/run runs the slow tests
 def test_a_failed_batch_fails_every_article_as_batch_failed_with_the_providers_reason(tmp_path: Path) -> None:
     items = articles(3)
     with BatchStub(mode=BatchMode(outcome="failed")) as stub:
@@ -254,6 +257,7 @@ def test_a_failed_batch_fails_every_article_as_batch_failed_with_the_providers_r
     assert summary.records == 0 and summary.failures == 3
 
 
+@pytest.mark.slow  # a whole batch round against the stub; .ci/run runs the slow tests
 def test_lines_in_the_error_file_fail_their_articles_with_the_message_redacted(tmp_path: Path) -> None:
     """The stub quotes the Authorization header in each error line; the failure row must not."""
     items = articles(4)
@@ -302,6 +306,7 @@ def test_replies_that_fail_validation_are_asked_again_live_by_default(tmp_path: 
     assert summary.requests == 4
 
 
+@pytest.mark.slow  # a whole batch round against the stub; .ci/run runs the slow tests
 def test_replies_that_fail_validation_go_to_one_second_batch_when_asked(tmp_path: Path) -> None:
     """The stub answers the marked article badly in every batch: after the second batch it fails
     as a validation failure, and nothing is asked live."""
@@ -358,6 +363,7 @@ def test_a_run_stopped_after_the_upload_finds_its_batch_instead_of_creating_one(
     assert batch.batch_id == "batch-stub0002"
 
 
+@pytest.mark.slow  # a whole batch round against the stub; .ci/run runs the slow tests
 def test_a_resumed_run_with_other_settings_does_not_take_the_old_batch_replies(tmp_path: Path) -> None:
     """Changing max_tokens changes the cache key: the open batch answers requests that this run
     would not send, so its articles go into a new batch and the old one is closed unread."""
@@ -451,6 +457,7 @@ def _recorded_batch(db_path: Path) -> bool:
 # -- refusals and the command --
 
 
+@pytest.mark.slow  # a whole batch round against the stub; .ci/run runs the slow tests
 def test_a_refused_key_stops_the_run_with_every_article_pending_and_the_key_redacted(tmp_path: Path) -> None:
     """The stub wants another key: the upload is refused (401); nothing is marked failed, so the
     same command resumes once the key is fixed."""

@@ -48,6 +48,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in OUTPUTS}
 
 
+@pytest.mark.slow  # seconds of real waiting; .ci/run runs the slow tests
 def test_spilled_outputs_are_byte_identical_to_the_in_memory_ones(
     synthetic: list[IncidentRecord], tmp_path: Path
 ) -> None:
@@ -164,6 +165,7 @@ def test_a_spilled_reconcile_keeps_ids_and_applies_decisions_like_the_in_memory_
     assert results[0][2] == 1  # the decision was applied, not left stale
 
 
+@pytest.mark.slow  # seconds of real waiting; .ci/run runs the slow tests
 def test_incidents_judged_in_worker_processes_are_written_in_the_same_order_and_bytes(
     synthetic: list[IncidentRecord], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -66,7 +66,8 @@ def kill_when(proc: subprocess.Popen[str], db_path: Path, at_least: int) -> set[
     return committed_extractions(db_path)
 
 
-@pytest.mark.parametrize("kill_after", [2, pytest.param(ARTICLES - 3, marks=pytest.mark.slow)])
+@pytest.mark.slow  # kills a run in a subprocess; .ci/run runs the slow tests
+@pytest.mark.parametrize("kill_after", [2, ARTICLES - 3])
 def test_killed_run_resumes_without_re_requesting_finished_articles(tmp_path: Path, kill_after: int) -> None:
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()

@@ -73,6 +73,7 @@ TRICKLE = FaultMix(trickle=1.0, trickle_interval_s=0.2)
 """One byte every 0.2 s: every read is well inside a 1 s per-read timeout."""
 
 
+@pytest.mark.slow  # seconds of real waiting; .ci/run runs the slow tests
 def test_a_server_trickling_one_byte_at_a_time_is_cut_off_at_the_timeout_as_a_transport_timeout() -> None:
     """(loopback fault server) httpx's timeout bounds each read, not the request; the extractor's
     deadline bounds the whole attempt, and hitting it is a transport timeout: retried, then a
