@@ -302,6 +302,40 @@ def _blocking_keys(f: RecordFeatures) -> list[tuple[str, str]]:
     return keys
 
 
+class _Vetoes:
+    """The vetoes of ``compare()`` that plain ints can check before any pair is compared: dates
+    more than the window apart, different states, two known cities that are neither the same
+    place nor a suburb and its metro's core (``_place_score``)."""
+
+    def __init__(self, features: Sequence[RecordFeatures]) -> None:
+        self.starts = [f.date.start.toordinal() if f.date is not None else None for f in features]
+        # (An undated record's end is never read: its start is None.)
+        self.ends = [f.date.end.toordinal() if f.date is not None else 0 for f in features]
+        self.states = [f.state for f in features]
+        self.cities = [f.city.geonameid if f.city is not None else None for f in features]
+        self.metros = [f.metro_id for f in features]
+
+    def allow(self, i: int, j: int) -> bool:
+        start, other_start = self.starts[i], self.starts[j]
+        # Both dated: the same test as DateSpan.distance_days > DATE_WINDOW_DAYS.
+        if (
+            start is not None
+            and other_start is not None
+            and (other_start - self.ends[i] > DATE_WINDOW_DAYS or start - self.ends[j] > DATE_WINDOW_DAYS)
+        ):
+            return False
+        state, other_state = self.states[i], self.states[j]
+        if state and other_state and other_state != state:
+            return False
+        city, other_city, metro = self.cities[i], self.cities[j], self.metros[i]
+        return (
+            city is None
+            or other_city is None
+            or other_city == city
+            or (metro == self.metros[j] and metro in (city, other_city))
+        )
+
+
 def _candidate_pairs(features: Sequence[RecordFeatures]) -> set[tuple[int, int]]:
     """Pairs sharing a blocking key and a date bucket (or adjacent buckets)."""
     blocks: dict[tuple[str, str], dict[int | None, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -315,12 +349,7 @@ def _candidate_pairs(features: Sequence[RecordFeatures]) -> set[tuple[int, int]]
     # those here on plain ints keeps the pairs it would veto out of the set. Blocks grow with
     # the input (a surname code in a busy week), so without this the pairs, and the time spent
     # comparing them, grew with its square (1.7M pairs for 250k links at 100k records).
-    starts = [f.date.start.toordinal() if f.date is not None else None for f in features]
-    # (An undated record's end is never read: its start is None.)
-    ends = [f.date.end.toordinal() if f.date is not None else 0 for f in features]
-    states = [f.state for f in features]
-    cities = [f.city.geonameid if f.city is not None else None for f in features]
-    metros = [f.metro_id for f in features]
+    vetoes = _Vetoes(features)
 
     def add_pairs(left: list[int], right: list[int], *, only_cityless: bool) -> None:
         if only_cityless:
@@ -334,29 +363,9 @@ def _candidate_pairs(features: Sequence[RecordFeatures]) -> set[tuple[int, int]]
         if len(left) * len(right) > MAX_BLOCK * MAX_BLOCK:
             return
         for i in left:
-            start, end, state, city, metro = starts[i], ends[i], states[i], cities[i], metros[i]
             for j in right:
-                if i == j:
-                    continue
-                other_start = starts[j]
-                # Both dated: the same test as DateSpan.distance_days > DATE_WINDOW_DAYS.
-                if (
-                    start is not None
-                    and other_start is not None
-                    and (other_start - end > DATE_WINDOW_DAYS or start - ends[j] > DATE_WINDOW_DAYS)
-                ):
-                    continue
-                if state and (other_state := states[j]) and other_state != state:
-                    continue
-                # Two known cities: the same place, or a suburb and its metro's core (_place_score).
-                if (
-                    city is not None
-                    and (other_city := cities[j]) is not None
-                    and other_city != city
-                    and not (metro == metros[j] and metro in (city, other_city))
-                ):
-                    continue
-                pairs.add((i, j) if i < j else (j, i))
+                if i != j and vetoes.allow(i, j):
+                    pairs.add((i, j) if i < j else (j, i))
 
     for key, by_bucket in blocks.items():
         only_cityless = key[0] == "state"
@@ -401,12 +410,7 @@ def _iter_candidate_pairs(features: Sequence[RecordFeatures]) -> Iterator[tuple[
         if key[0] == "state":
             for bucket, members in by_bucket.items():
                 cityless[key, bucket] = [i for i in members if not has_city[i]]
-    starts = [f.date.start.toordinal() if f.date is not None else None for f in features]
-    # (An undated record's end is never read: its start is None.)
-    ends = [f.date.end.toordinal() if f.date is not None else 0 for f in features]
-    states = [f.state for f in features]
-    cities = [f.city.geonameid if f.city is not None else None for f in features]
-    metros = [f.metro_id for f in features]
+    vetoes = _Vetoes(features)
     empty: list[int] = []
 
     def partners(i: int, key: tuple[str, str], bucket: int | None) -> Iterator[list[int]]:
@@ -462,7 +466,6 @@ def _iter_candidate_pairs(features: Sequence[RecordFeatures]) -> Iterator[tuple[
             yield from side(here, here_cl, undated, u_cl)
 
     for i in range(len(features)):
-        start, end, state, city, metro = starts[i], ends[i], states[i], cities[i], metros[i]
         seen: set[int] = set()
         for key, bucket in record_keys[i]:
             for members in partners(i, key, bucket):
@@ -470,24 +473,8 @@ def _iter_candidate_pairs(features: Sequence[RecordFeatures]) -> Iterator[tuple[
                     if j <= i or j in seen:
                         continue
                     seen.add(j)
-                    other_start = starts[j]
-                    # The vetoes of _candidate_pairs, in the same order.
-                    if (
-                        start is not None
-                        and other_start is not None
-                        and (other_start - end > DATE_WINDOW_DAYS or start - ends[j] > DATE_WINDOW_DAYS)
-                    ):
-                        continue
-                    if state and (other_state := states[j]) and other_state != state:
-                        continue
-                    if (
-                        city is not None
-                        and (other_city := cities[j]) is not None
-                        and other_city != city
-                        and not (metro == metros[j] and metro in (city, other_city))
-                    ):
-                        continue
-                    yield i, j
+                    if vetoes.allow(i, j):
+                        yield i, j
 
 
 def incident_id(article_ids: Iterable[str]) -> str:
