@@ -304,6 +304,18 @@ def retry_failed_command(out: Path, **flags: Any) -> int:
     return EXIT_NOTHING_DONE if _flag_problems(options) else retry_failed(options)
 
 
+# reconcile and eval both ground the records they are given (pipeline/reconcile/given.py).
+articles_option = click.option(
+    "--articles",
+    "article_dirs",
+    type=PATH,
+    multiple=True,
+    metavar="DIR",
+    help="Where the records' articles are, to ground records that carry no grounding (also looked "
+    "for: a run store beside RECORDS.jsonl, and each record's source_path). Repeatable.",
+)
+
+
 @cli.command("reconcile", short_help="Merge records into incidents and flag disagreements.")
 @click.argument("records", type=PATH, metavar="RECORDS.jsonl", help="One incident record per line.")
 @click.option("--out", type=PATH, required=True, metavar="DIR", help="Where to write the incidents.")
@@ -314,15 +326,7 @@ def retry_failed_command(out: Path, **flags: Any) -> int:
     metavar="SECONDS",
     help="Wait this long for a DIR another command is using (default: do not wait).",
 )
-@click.option(
-    "--articles",
-    "article_dirs",
-    type=PATH,
-    multiple=True,
-    metavar="DIR",
-    help="Where the records' articles are, to ground records that carry no grounding (also looked "
-    "for: a run store beside RECORDS.jsonl, and each record's source_path). Repeatable.",
-)
+@articles_option
 def reconcile_cli(records: Path, out: Path, wait: float, article_dirs: tuple[Path, ...]) -> int:
     """Group records that describe the same incident, merge each group into one incident record
     and flag every field the sources disagree on.
@@ -348,15 +352,7 @@ def reconcile_cli(records: Path, out: Path, wait: float, article_dirs: tuple[Pat
 @click.argument("records", type=PATH, metavar="RECORDS.jsonl", help="The records to score.")
 @click.argument("gold", type=PATH, metavar="GOLD.json", help="The gold annotations.")
 @click.option("--json", "json_out", type=PATH, metavar="FILE", help="Also write the report as JSON here.")
-@click.option(
-    "--articles",
-    "article_dirs",
-    type=PATH,
-    multiple=True,
-    metavar="DIR",
-    help="Where the records' articles are, to ground records that carry no grounding (also looked "
-    "for: a run store beside RECORDS.jsonl, and each record's source_path). Repeatable.",
-)
+@articles_option
 def eval_cli(records: Path, gold: Path, json_out: Path | None, article_dirs: tuple[Path, ...]) -> int:
     """Score extracted records field by field against hand-written gold annotations and print
     the report. Exit codes: 0 scored, 2 an input cannot be read.
