@@ -69,7 +69,7 @@ from pipeline.extract.ratelimit import RateLimiter
 from pipeline.store.runfolder import RunFolder
 from pipeline.store.runlock import lock_refusing_with
 from pipeline.store.runstore import RunStore, StoreError, cache_key, storage_cause
-from schemas import Article, ExtractionResult, FailureRow, Usage
+from schemas import Article, ExtractionResult, FailureRow, IncidentRecord, Usage
 from schemas.options import RunOptions
 
 if TYPE_CHECKING:
@@ -1018,9 +1018,11 @@ def _reconcile(store: RunStore, out_dir: Path) -> int:
     from pipeline.outputs.export import write_run_store_tables
     from pipeline.reconcile.folder import reconcile_into
 
-    records = store.records()
-    if not records:
+    if not store.outcome_counts().get("record", 0):
         return EXIT_OK
+    # A stream, not a list: the reconciler spills it to disk and holds only each record's
+    # clustering features, so a run of any size reconciles in bounded memory.
+    records = (IncidentRecord.model_validate_json(line) for line in store.iter_record_json())
     try:
         # Into the folder's desk: incidents keep their ids across runs, decisions are re-applied.
         outcome = reconcile_into(records, out_dir)
@@ -1045,7 +1047,7 @@ def _reconcile(store: RunStore, out_dir: Path) -> int:
             file=sys.stderr,
         )
         return EXIT_PARTIAL
-    print(f"reconciled {len(records)} records into {out_dir}: {outcome.summary()}", file=sys.stderr)
+    print(f"reconciled {outcome.counts.records} records into {out_dir}: {outcome.summary()}", file=sys.stderr)
     return EXIT_OK
 
 

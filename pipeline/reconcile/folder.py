@@ -10,7 +10,7 @@ reconcile that fails half-way leaves the desk as it was.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,9 +65,10 @@ def desk_state(desk: Desk) -> DeskState:
     )
 
 
-def reconcile_into(records: Sequence[IncidentRecord], out_dir: Path) -> FolderReconcile:
+def reconcile_into(records: Iterable[IncidentRecord], out_dir: Path) -> FolderReconcile:
     """Reconcile ``records`` into ``out_dir`` with its desk (created with the run store if the
-    folder has none)."""
+    folder has none). A stream of records (not a list) is spilled to disk and reconciled in
+    bounded memory (``pipeline.reconcile.spill``); the outputs are the same bytes."""
     with RunStore(out_dir) as store:
         desk = Desk(store)
         state = desk_state(desk)
