@@ -198,12 +198,14 @@ def cli() -> None:
 
     `run` reads articles and writes a run folder: one cited record per article, the incidents
     they describe and the fields the sources disagree on; `show`, `report` and `export` read
-    that folder, `eval` scores records against gold annotations.
+    that folder, `serve` opens it for review and `decide` records an editor's decision in it;
+    `eval` scores records against gold annotations.
 
     Examples:
 
     \b
         triangulate run examples/tempe-traffic-stop --out out/tempe
+        triangulate serve out/tempe
         triangulate report out/tempe
     """
 
