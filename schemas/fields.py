@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -118,3 +118,27 @@ def cited_fields_of(section: str) -> tuple[str, ...]:
 def paths_of_kind(kind: KindName) -> frozenset[str]:
     """Plain paths (no list markers) of the fields of one kind."""
     return frozenset(spec.plain_path for spec in record_fields() if spec.kind == kind)
+
+
+def iter_cited(record: IncidentFacts) -> Iterator[tuple[str, Cited[Any]]]:
+    """Every Cited value present in a record, with its concrete field path.
+
+    Unlike WIDE_FIELDS this has no slot cap: the long table holds everything.
+    """
+
+    def walk(node: BaseModel, prefix: str, names: Iterable[str]) -> Iterator[tuple[str, Cited[Any]]]:
+        for name in names:
+            value = getattr(node, name)
+            path = f"{prefix}.{name}" if prefix else name
+            if isinstance(value, Cited):
+                yield path, value
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, BaseModel):
+                        yield from walk(item, f"{path}[{index}]", type(item).model_fields)
+            elif isinstance(value, BaseModel):
+                yield from walk(value, path, type(value).model_fields)
+
+    # Only the IncidentFacts part of a record (not provenance). Statements are quotes with a
+    # speaker rather than Cited facts; export.py puts them in field_values as "statements[i]".
+    yield from walk(record, "", [n for n in IncidentFacts.model_fields if n != "statements"])

@@ -55,13 +55,13 @@ from pipeline.outputs.tables import (
     column_name,
     column_names,
     dashboard_queries,
-    iter_cited,
     key_names,
     value_type,
 )
 from pipeline.store.runlock import LOCK_FILENAME, run_folder_lock
 from pipeline.store.runstore import storage_cause
 from schemas import IncidentRecord
+from schemas.fields import iter_cited
 
 GROUNDED = {"exact", "normalized", "fuzzy"}
 

@@ -50,11 +50,11 @@ from pipeline.outputs.tables import (
     TABLES,
     WIDE_FIELDS,
     column_names,
-    iter_cited,
     value_type,
 )
 from pipeline.store.runfolder import STORE_FILENAME
 from schemas import SCHEMA_VERSION, Article, IncidentRecord
+from schemas.fields import iter_cited
 from schemas.incident import FLAGGED_VERDICTS, FieldVerdict
 
 FILE_FORMATS = ("parquet", "csv", "sqlite")

@@ -49,10 +49,11 @@ from pipeline import __version__
 from pipeline.common.atomic import replaced_together
 from pipeline.kinds.identity import display_speaker
 from pipeline.outputs.rundata import DecisionState, RunData, load_run
-from pipeline.outputs.tables import TABLE_SCHEMA_VERSION, iter_cited
+from pipeline.outputs.tables import TABLE_SCHEMA_VERSION
 from pipeline.store.runfolder import REPORT_FILENAME
 from schemas import SCHEMA_VERSION, FailureRow, Grounding, IncidentRecord
 from schemas.desk import AppliedDecision, Decision
+from schemas.fields import iter_cited
 from schemas.incident import FLAGGED_VERDICTS, FieldVerdict, Incident, SourceCitation, ValueSupport, Verdict
 from schemas.record import GroundingStatus, Provenance
 

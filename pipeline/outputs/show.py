@@ -17,9 +17,9 @@ import json
 import sys
 from typing import Any, TextIO
 
-from pipeline.outputs.tables import iter_cited
 from pipeline.store.runstore import ArticleOutcome, RunStore, StoredExchange
 from schemas import Article, Grounding, IncidentRecord
+from schemas.fields import iter_cited
 
 QUOTE_CHARS = 160
 """Evidence quotes longer than this are cut in the text output (``--json`` keeps them whole)."""

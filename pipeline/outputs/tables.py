@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -123,30 +123,6 @@ def _leaves_of(model: type[BaseModel], prefix: str) -> Iterator[LeafField]:
 
 # Every Cited leaf that has a column in the wide tables, in schema order.
 WIDE_FIELDS: tuple[LeafField, ...] = tuple(_leaves_of(IncidentFacts, ""))
-
-
-def iter_cited(record: IncidentFacts) -> Iterator[tuple[str, Cited[Any]]]:
-    """Every Cited value present in a record, with its concrete field path.
-
-    Unlike WIDE_FIELDS this has no slot cap: the long table holds everything.
-    """
-
-    def walk(node: BaseModel, prefix: str, names: Iterable[str]) -> Iterator[tuple[str, Cited[Any]]]:
-        for name in names:
-            value = getattr(node, name)
-            path = f"{prefix}.{name}" if prefix else name
-            if isinstance(value, Cited):
-                yield path, value
-            elif isinstance(value, list):
-                for index, item in enumerate(value):
-                    if isinstance(item, BaseModel):
-                        yield from walk(item, f"{path}[{index}]", type(item).model_fields)
-            elif isinstance(value, BaseModel):
-                yield from walk(value, path, type(value).model_fields)
-
-    # Only the IncidentFacts part of a record (not provenance). Statements are quotes with a
-    # speaker rather than Cited facts; export.py puts them in field_values as "statements[i]".
-    yield from walk(record, "", [n for n in IncidentFacts.model_fields if n != "statements"])
 
 
 METADATA = MetaData()

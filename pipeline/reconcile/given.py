@@ -18,15 +18,15 @@ its values are *not checked*, which the page and the tables say in those words.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pipeline.evidence.ground import ground_record
 from pipeline.ingest.sources import iter_sources
 from pipeline.store.runfolder import RunFolder
-from schemas import Article, Cited, IncidentRecord
+from schemas import Article, IncidentRecord
+from schemas.fields import iter_cited
 
 _JSONL_LINE = re.compile(r"\.jsonl:\d+$")
 
@@ -54,20 +54,9 @@ class GivenGrounding:
 
 def needs_grounding(record: IncidentRecord) -> bool:
     """Whether some value or statement of ``record`` was never located in its article."""
-    return any(cited.grounding is None for cited in _cited(record)) or any(
+    return any(cited.grounding is None for _, cited in iter_cited(record)) or any(
         statement.grounding is None for statement in record.statements
     )
-
-
-def _cited(node: Any) -> Iterable[Cited[Any]]:
-    if isinstance(node, Cited):
-        yield node
-    elif isinstance(node, list):
-        for item in node:
-            yield from _cited(item)
-    elif hasattr(node, "__pydantic_fields__"):
-        for name in type(node).model_fields:
-            yield from _cited(getattr(node, name))
 
 
 def find_articles(

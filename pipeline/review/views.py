@@ -20,9 +20,9 @@ from typing import Literal, get_args
 from pipeline.evidence.locate import Sentence, split_sentences
 from pipeline.kinds.identity import display_speaker
 from pipeline.outputs.rundata import DecisionState, RunData
-from pipeline.outputs.tables import iter_cited
 from schemas import Grounding, IncidentRecord
 from schemas.desk import AppliedDecision, StaleDecision
+from schemas.fields import iter_cited
 from schemas.incident import FLAGGED_VERDICTS, FieldVerdict, Incident, Scalar, SourceCitation
 
 ReviewState = Literal["decided", "undecided", "stale"]
