@@ -318,12 +318,14 @@ def _typed(text: str | None) -> Scalar:
 
 def decisions_command(out_dir: Path, *, as_json: bool = False) -> int:
     """``triangulate decisions DIR``: 0 listed (even none), 2 DIR is no run folder."""
-    if RunFolder(out_dir).kind == "none" and not RunFolder(out_dir).has_store():
-        print(f"error: {RunFolder(out_dir).describe()}", file=sys.stderr)
-        return 2
     folder = RunFolder(out_dir)
+    if folder.kind == "none" and not folder.has_store():
+        print(f"error: {folder.describe()}", file=sys.stderr)
+        return 2
     incidents = list(folder.read_incidents()) if folder.has_incidents() else []
-    states = [(s.decision, s.state) for s in decision_states(folder, incidents)]
+    # Without a run store there is no decision, and listing must not create one.
+    found = decision_states(folder, incidents) if folder.has_store() else []
+    states = [(s.decision, s.state) for s in found]
     for decision, state in states:
         if as_json:
             print(json.dumps({**decision.model_dump(mode="json"), "state": state}, ensure_ascii=False))

@@ -155,7 +155,7 @@ def _set_merged(merged: dict[str, Any], path: str, value: Scalar, note: str) -> 
             child = child[position]
         node = child
     last, last_index = steps[-1]
-    if node is merged.get("statements") or (steps[0][0] == "statements" and len(steps) == 2):
+    if steps[0][0] == "statements":  # a statement's quote and speaker are plain strings
         node[last] = value
         return
     if last_index is not None:  # a list of values is never a decided leaf
