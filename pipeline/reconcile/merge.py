@@ -1149,6 +1149,8 @@ def _iter_judged(
         clear_caches()
         _normalize_cached.cache_clear()
         _speaker_cached.cache_clear()
+        # The speaker table can change between runs (TRIANGULATE_SPEAKERS): sources are per run.
+        counts_under.cache_clear()
         if gc_was_enabled:
             gc.enable()
 
