@@ -1138,13 +1138,12 @@ def _iter_judged(
                     desk.applied += len(decisions) - len(stale)
                     desk.stale.extend(stale)
                 yield judged
-        for gone in decided.values():
-            desk_stale = [
+        if desk is not None:  # decided is empty without a desk
+            desk.stale.extend(
                 StaleDecision(decision=d, reason="its incident no longer exists (split, or articles removed)")
+                for gone in decided.values()
                 for d in gone
-            ]
-            if desk is not None:
-                desk.stale.extend(desk_stale)
+            )
     finally:
         clear_caches()
         _normalize_cached.cache_clear()
