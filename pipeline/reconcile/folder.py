@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.reconcile.decide import DeskState
-from pipeline.reconcile.merge import RunCounts, reconcile_to_dir
+from pipeline.reconcile.merge import ReconcileEngine, RunCounts, reconcile_to_dir
 from pipeline.store.desk import Desk, now
 from pipeline.store.runstore import RunStore
 from schemas import IncidentRecord
@@ -65,14 +65,17 @@ def desk_state(desk: Desk) -> DeskState:
     )
 
 
-def reconcile_into(records: Iterable[IncidentRecord], out_dir: Path) -> FolderReconcile:
+def reconcile_into(
+    records: Iterable[IncidentRecord], out_dir: Path, *, engine: ReconcileEngine | None = None
+) -> FolderReconcile:
     """Reconcile ``records`` into ``out_dir`` with its desk (created with the run store if the
     folder has none). A stream of records (not a list) is spilled to disk and reconciled in
-    bounded memory (``pipeline.reconcile.spill``); the outputs are the same bytes."""
+    bounded memory (``pipeline.reconcile.spill``); the outputs are the same bytes. ``engine``
+    runs the clustering and judging passes elsewhere (``pipeline.reconcile.ray_engine``)."""
     with RunStore(out_dir) as store:
         desk = Desk(store)
         state = desk_state(desk)
-        counts = reconcile_to_dir(records, out_dir, desk=state)
+        counts = reconcile_to_dir(records, out_dir, desk=state, engine=engine)
         assignment = state.assignment
         desk.save_ids(assignment.members, assignment.created, assignment.merged, assignment.changes)
     kept = len({incident for incident in assignment.members.values()}) - len(assignment.created)

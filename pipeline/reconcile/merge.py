@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 from rapidfuzz import fuzz
@@ -1079,27 +1079,86 @@ def _fork_context() -> multiprocessing.context.BaseContext | None:
         return None
 
 
+class ReconcileEngine(Protocol):
+    """Where the two heavy passes of a reconcile run: clustering records into incidents, and
+    judging each incident. Everything between them (stable ids, reviewers' decisions) runs in
+    this process, so every engine settles the same ids and applies the same decisions.
+
+    The default is :class:`LocalEngine`; ``pipeline.reconcile.ray_engine`` runs both passes on a
+    Ray cluster."""
+
+    def clusters(self, records: Iterable[IncidentRecord]) -> list[Cluster]:
+        """The incidents, sorted by id, members by article id (``cluster.cluster_records``)."""
+        ...
+
+    def judge_all(
+        self,
+        clusters: Sequence[Cluster],
+        mine: Sequence[list[Decision]],
+        aliases: Sequence[list[str]],
+        with_desk: bool,
+        judge: _Judge[_T],
+    ) -> Iterator[tuple[_T, list[StaleDecision]]]:
+        """``judge`` applied to each cluster with its decisions and aliases, in the clusters' order."""
+        ...
+
+
+@dataclass
+class LocalEngine:
+    """Both passes in this machine: records in memory, or spilled to ``spill`` and judged by
+    ``workers`` forked processes."""
+
+    spill: RecordSpill | None = None
+    workers: int = 1
+
+    def clusters(self, records: Iterable[IncidentRecord]) -> list[Cluster]:
+        return spilled_clusters(records, self.spill) if self.spill is not None else cluster_records(records)
+
+    def judge_all(
+        self,
+        clusters: Sequence[Cluster],
+        mine: Sequence[list[Decision]],
+        aliases: Sequence[list[str]],
+        with_desk: bool,
+        judge: _Judge[_T],
+    ) -> Iterator[tuple[_T, list[StaleDecision]]]:
+        global _FORKED
+        context = _fork_context() if self.workers > 1 and self.spill is not None else None
+        if context is None or len(clusters) < PARALLEL_MIN_INCIDENTS:
+            for cluster, decisions, alias in zip(clusters, mine, aliases, strict=True):
+                yield judge(cluster, decisions, alias, with_desk)
+            return
+        # Only with a spill: workers read their incidents' records from its file, so the
+        # parent holds no records for them to copy. (With records in memory, forked workers
+        # copied the records' pages as reference counts changed, and one process was faster.)
+        _FORKED = (list(clusters), list(mine), list(aliases), with_desk, judge)
+        try:
+            with context.Pool(self.workers) as pool:
+                yield from pool.imap(_judge_forked, range(len(clusters)), chunksize=8)
+        finally:
+            _FORKED = None
+
+
 def _iter_judged(
     records: Iterable[IncidentRecord],
     desk: DeskState | None,
     judge: _Judge[_T],
     *,
-    spill: RecordSpill | None = None,
-    workers: int = 1,
+    engine: ReconcileEngine | None = None,
 ) -> Iterator[_T]:
     """Each incident judged by ``judge``, in id order. With ``desk``, incidents keep the ids
     they had (``pipeline.reconcile.stable``) and reviewers' decisions are applied
-    (``pipeline.reconcile.decide``); ``desk`` then holds the ids settled on. With ``spill``,
-    records are read once and wait there (``pipeline.reconcile.spill``) until their incident
-    is judged, and ``workers`` processes may judge incidents side by side."""
-    global _FORKED
+    (``pipeline.reconcile.decide``); ``desk`` then holds the ids settled on. ``engine`` runs
+    the clustering and judging passes (by default in memory, in this process)."""
+    if engine is None:
+        engine = LocalEngine()
     # Reconciling allocates millions of small objects and no reference cycles;
     # the cyclic collector would rescan the input records over and over (half
     # the run time at 10k records), so it is paused while this runs.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        clusters = spilled_clusters(records, spill) if spill is not None else cluster_records(records)
+        clusters = engine.clusters(records)
         decided: dict[str, list[Decision]] = {}
         if desk is not None:
             regroupings = [d for d in desk.decisions if d.action in ("merge", "split")]
@@ -1113,31 +1172,12 @@ def _iter_judged(
             decided = field_decisions(desk)
         mine = [decided.pop(cluster.id, []) for cluster in clusters]
         aliases = [desk.aliases.get(cluster.id, []) if desk is not None else [] for cluster in clusters]
-        context = _fork_context() if workers > 1 and spill is not None else None
-        if context is not None and len(clusters) >= PARALLEL_MIN_INCIDENTS:
-            # Only with a spill: workers read their incidents' records from its file, so the
-            # parent holds no records for them to copy. (With records in memory, forked workers
-            # copied the records' pages as reference counts changed, and one process was faster.)
-            _FORKED = (clusters, mine, aliases, desk is not None, judge)
-            try:
-                with context.Pool(workers) as pool:
-                    results: Iterator[tuple[_T, list[StaleDecision]]] = pool.imap(
-                        _judge_forked, range(len(clusters)), chunksize=8
-                    )
-                    for index, (judged, stale) in enumerate(results):
-                        if desk is not None:
-                            desk.applied += len(mine[index]) - len(stale)
-                            desk.stale.extend(stale)
-                        yield judged
-            finally:
-                _FORKED = None
-        else:
-            for cluster, decisions, alias in zip(clusters, mine, aliases, strict=True):
-                judged, stale = judge(cluster, decisions, alias, desk is not None)
-                if desk is not None:
-                    desk.applied += len(decisions) - len(stale)
-                    desk.stale.extend(stale)
-                yield judged
+        judged_all = engine.judge_all(clusters, mine, aliases, desk is not None, judge)
+        for index, (judged, stale) in enumerate(judged_all):
+            if desk is not None:
+                desk.applied += len(mine[index]) - len(stale)
+                desk.stale.extend(stale)
+            yield judged
         if desk is not None:  # decided is empty without a desk
             desk.stale.extend(
                 StaleDecision(decision=d, reason="its incident no longer exists (split, or articles removed)")
@@ -1244,6 +1284,7 @@ def reconcile_to_dir(
     desk: DeskState | None = None,
     spill: bool | None = None,
     workers: int | None = None,
+    engine: ReconcileEngine | None = None,
 ) -> RunCounts:
     """Reconcile and write both files as incidents are judged (the CLI path).
 
@@ -1253,7 +1294,11 @@ def reconcile_to_dir(
     ``out_dir``, so memory holds each record's clustering features and one incident's records,
     not the input; ``spill`` forces either way. A spilled run judges incidents in ``workers``
     processes (by default one per available CPU; the order and bytes do not change).
+    ``engine`` runs the clustering and judging passes elsewhere (``pipeline.reconcile.ray_engine``);
+    ``spill`` and ``workers`` are then not used.
     """
+    if engine is not None:
+        spill = False
     if spill is None:
         spill = not isinstance(records, Sequence)
     if workers is None:
@@ -1270,7 +1315,7 @@ def reconcile_to_dir(
             files.open_text(out_dir / CONFLICTS_FILENAME) as con_out,
         ):
             for incident, conflicts in _iter_judged(
-                records, desk, _judged_lines, spill=store, workers=workers
+                records, desk, _judged_lines, engine=engine or LocalEngine(store, workers)
             ):
                 inc_out.write(incident + "\n")
                 for line, verdict in conflicts:
