@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
 import multiprocessing
 import multiprocessing.context
 import os
@@ -46,6 +45,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import orjson
 from pydantic import ValidationError
 from rapidfuzz import fuzz
 
@@ -1231,7 +1231,9 @@ def reconcile(records: Sequence[IncidentRecord], *, desk: DeskState | None = Non
 
 
 def _json_line(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, ensure_ascii=False)
+    # orjson, not json.dumps: encoding the lines was a fifth of a large reconcile's time.
+    # Keys sorted, so a line does not depend on the order its dict was built in.
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode("utf-8")
 
 
 def _dump_line(model: Incident | Conflict) -> str:
