@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol, overload
@@ -388,36 +388,39 @@ def _fits(left: int, right: int) -> bool:
     return left * right <= MAX_BLOCK * MAX_BLOCK
 
 
-def _iter_candidate_pairs(features: Sequence[RecordFeatures]) -> Iterator[tuple[int, int]]:
-    """The pairs of ``_candidate_pairs``, each once, without holding them all.
+BlockKey = tuple[str, str]
 
-    At a million records the pairs no longer fit in a set (50M of them at ~100 bytes each on
-    the benchmark's records), so they are made record by record: for each record, the partners
-    its blocks give it (the same combinations of buckets, and the same size limits, as
-    ``_candidate_pairs``), those with a larger index, once each.
-    """
-    blocks: dict[tuple[str, str], dict[int | None, list[int]]] = defaultdict(lambda: defaultdict(list))
-    record_keys: list[list[tuple[tuple[str, str], int | None]]] = []
-    for index, f in enumerate(features):
-        bucket = _bucket(f.date)
-        keys = _blocking_keys(f)
-        record_keys.append([(key, bucket) for key in keys])
-        for key in keys:
-            blocks[key][bucket].append(index)
-    has_city = [f.metro_id is not None or f.city_text is not None for f in features]
-    cityless: dict[tuple[tuple[str, str], int | None], list[int]] = {}
-    for key, by_bucket in blocks.items():
-        if key[0] == "state":
-            for bucket, members in by_bucket.items():
-                cityless[key, bucket] = [i for i in members if not has_city[i]]
-    vetoes = _Vetoes(features)
-    empty: list[int] = []
 
-    def partners(i: int, key: tuple[str, str], bucket: int | None) -> Iterator[list[int]]:
-        """The member lists ``_candidate_pairs`` pairs record ``i`` with in block ``key``."""
-        by_bucket = blocks[key]
-        undated = by_bucket.get(None, empty)
-        if key[0] != "state":
+class Block:
+    """The records of one blocking key, by date bucket: the unit a distributed engine compares on
+    its own (``pipeline.reconcile.ray_engine`` groups records by key and calls ``block_pairs``),
+    and the lists ``_iter_candidate_pairs`` reads partners from on one machine. Both go through
+    ``partners``, so both compare exactly the pairs of ``_candidate_pairs``.
+
+    Call ``add`` for each member, then ``seal`` once before ``partners``."""
+
+    __slots__ = ("by_bucket", "cityless", "is_state")
+
+    def __init__(self, kind: str) -> None:
+        self.is_state = kind == "state"
+        self.by_bucket: dict[int | None, list[int]] = defaultdict(list)
+        # For a state block, each bucket's members without a city (see ``partners``).
+        self.cityless: dict[int | None, list[int]] = {}
+
+    def add(self, index: int, bucket: int | None) -> None:
+        self.by_bucket[bucket].append(index)
+
+    def seal(self, has_city: Callable[[int], bool]) -> None:
+        if self.is_state:
+            for bucket, members in self.by_bucket.items():
+                self.cityless[bucket] = [i for i in members if not has_city(i)]
+
+    def partners(self, i: int, bucket: int | None, i_has_city: bool) -> Iterator[list[int]]:
+        """The member lists ``_candidate_pairs`` pairs record ``i`` (in ``bucket``) with here:
+        the same combinations of buckets, and the same size limits."""
+        by_bucket = self.by_bucket
+        undated = by_bucket.get(None, _EMPTY)
+        if not self.is_state:
             if bucket is None:
                 if _fits(len(undated), len(undated)):
                     yield undated
@@ -428,8 +431,8 @@ def _iter_candidate_pairs(features: Sequence[RecordFeatures]) -> Iterator[tuple[
             here = by_bucket[bucket]
             for members in (
                 here,
-                by_bucket.get(bucket + 1, empty),
-                by_bucket.get(bucket - 1, empty),
+                by_bucket.get(bucket + 1, _EMPTY),
+                by_bucket.get(bucket - 1, _EMPTY),
                 undated,
             ):
                 if members and _fits(len(here), len(members)):
@@ -438,8 +441,9 @@ def _iter_candidate_pairs(features: Sequence[RecordFeatures]) -> Iterator[tuple[
         # The state block pairs records without a city with everyone, never two with one:
         # add_pairs(left, right, only_cityless=True) is cityless(left) x right and
         # left x cityless(right), each under its own size limit.
-        mine = not has_city[i]
-        u_cl = cityless.get((key, None), empty)
+        mine = not i_has_city
+        cityless = self.cityless
+        u_cl = cityless.get(None, _EMPTY)
 
         def side(
             left: list[int], left_cl: list[int], right: list[int], right_cl: list[int]
@@ -455,20 +459,78 @@ def _iter_candidate_pairs(features: Sequence[RecordFeatures]) -> Iterator[tuple[
             for other, members in by_bucket.items():
                 if other is not None:
                     # i is on the right of (members x undated).
-                    yield from side(undated, u_cl, members, cityless[key, other])
+                    yield from side(undated, u_cl, members, cityless[other])
             return
-        here, here_cl = by_bucket[bucket], cityless[key, bucket]
+        here, here_cl = by_bucket[bucket], cityless[bucket]
         yield from side(here, here_cl, here, here_cl)
         for other in (bucket + 1, bucket - 1):
             if other in by_bucket:
-                yield from side(here, here_cl, by_bucket[other], cityless[key, other])
+                yield from side(here, here_cl, by_bucket[other], cityless[other])
         if undated:
             yield from side(here, here_cl, undated, u_cl)
 
+
+_EMPTY: list[int] = []
+
+
+def has_a_city(f: RecordFeatures) -> bool:
+    """Whether a record is placed in a city (known or not): the state block is only for those
+    that are not."""
+    return f.metro_id is not None or f.city_text is not None
+
+
+def block_pairs(
+    kind: str, members: Sequence[tuple[int | None, bool]], allow: Callable[[int, int], bool]
+) -> Iterator[tuple[int, int]]:
+    """The candidate pairs of one block, each once: ``members`` are its records in index order,
+    each as (date bucket, has a city), and a pair (i, j), i < j, are positions in ``members``.
+
+    Across blocks a pair comes once per key its records share; ``_iter_candidate_pairs`` makes
+    each once overall, from the same ``Block.partners``."""
+    block = Block(kind)
+    for index, (bucket, _) in enumerate(members):
+        block.add(index, bucket)
+    block.seal(lambda index: members[index][1])
+    for i, (bucket, city) in enumerate(members):
+        seen: set[int] = set()
+        for partners in block.partners(i, bucket, city):
+            for j in partners:
+                if j <= i or j in seen:
+                    continue
+                seen.add(j)
+                if allow(i, j):
+                    yield i, j
+
+
+def _iter_candidate_pairs(features: Sequence[RecordFeatures]) -> Iterator[tuple[int, int]]:
+    """The pairs of ``_candidate_pairs``, each once, without holding them all.
+
+    At a million records the pairs no longer fit in a set (50M of them at ~100 bytes each on
+    the benchmark's records), so they are made record by record: for each record, the partners
+    its blocks give it (``Block.partners``: the same combinations of buckets, and the same size
+    limits, as ``_candidate_pairs``), those with a larger index, once each.
+    """
+    blocks: dict[BlockKey, Block] = {}
+    record_keys: list[list[tuple[Block, int | None]]] = []
+    for index, f in enumerate(features):
+        bucket = _bucket(f.date)
+        mine: list[tuple[Block, int | None]] = []
+        for key in _blocking_keys(f):
+            block = blocks.get(key)
+            if block is None:
+                block = blocks[key] = Block(key[0])
+            block.add(index, bucket)
+            mine.append((block, bucket))
+        record_keys.append(mine)
+    has_city = [has_a_city(f) for f in features]
+    for block in blocks.values():
+        block.seal(has_city.__getitem__)
+    vetoes = _Vetoes(features)
+
     for i in range(len(features)):
         seen: set[int] = set()
-        for key, bucket in record_keys[i]:
-            for members in partners(i, key, bucket):
+        for block, bucket in record_keys[i]:
+            for members in block.partners(i, bucket, has_city[i]):
                 for j in members:
                     if j <= i or j in seen:
                         continue
@@ -504,6 +566,31 @@ class Link:
     matched: dict[str, float]
 
 
+def link_score(matched: dict[str, float]) -> float:
+    """A link's score: the mean of its three field scores (a missing one counts 0)."""
+    return round(sum(matched.values()) / 3.0, 1)
+
+
+def join_links(
+    count: int, links: Iterable[tuple[int, int, dict[str, float]]]
+) -> tuple[list[int], list[Link | None]]:
+    """Union-find over linked pairs (i, j, what matched) of ``count`` records: each record's
+    component (the smallest index in it) and its best link.
+
+    Link order, and a link given twice, do not matter: union-find and the best-link choice
+    (highest score, then lowest index) give the same result in any order."""
+    uf = _UnionFind(list(range(count)))
+    best: list[Link | None] = [None] * count
+    for i, j, matched in links:
+        uf.union(i, j)
+        score = link_score(matched)
+        for here, other in ((i, j), (j, i)):
+            current = best[here]
+            if current is None or (score, -other) > (current.score, -current.other):
+                best[here] = Link(score, other, matched)
+    return [uf.find(index) for index in range(count)], best
+
+
 def link_components(features: Sequence[RecordFeatures]) -> tuple[list[int], list[Link | None]]:
     """Pass 2: candidate pairs within blocks, compared, joined by union-find.
 
@@ -511,23 +598,22 @@ def link_components(features: Sequence[RecordFeatures]) -> tuple[list[int], list
     two small lists outlive the pass: pairs are compared as they come and each record keeps
     just its best link, which is what its join reason shows.
     """
-    uf = _UnionFind(list(range(len(features))))
-    best: list[Link | None] = [None] * len(features)
-    # Pair order does not matter: union-find and the best-link choice (highest score, then
-    # lowest index) give the same result in any order.
-    for n, (i, j) in enumerate(_iter_candidate_pairs(features)):
-        if n % 65536 == 0 and name_similarity.cache_info().currsize > NAME_CACHE_LIMIT:
-            name_similarity.cache_clear()
-        matched = compare(features[i], features[j])
-        if matched is None:
-            continue
-        uf.union(i, j)
-        score = round(sum(matched.values()) / 3.0, 1)
-        for here, other in ((i, j), (j, i)):
-            current = best[here]
-            if current is None or (score, -other) > (current.score, -current.other):
-                best[here] = Link(score, other, matched)
-    return [uf.find(index) for index in range(len(features))], best
+
+    def links() -> Iterator[tuple[int, int, dict[str, float]]]:
+        for n, (i, j) in enumerate(_iter_candidate_pairs(features)):
+            if n % 65536 == 0:
+                trim_name_cache()
+            matched = compare(features[i], features[j])
+            if matched is not None:
+                yield i, j, matched
+
+    return join_links(len(features), links())
+
+
+def trim_name_cache() -> None:
+    """Empty the name-similarity memo once it holds more than ``NAME_CACHE_LIMIT`` pairs."""
+    if name_similarity.cache_info().currsize > NAME_CACHE_LIMIT:
+        name_similarity.cache_clear()
 
 
 def components(
