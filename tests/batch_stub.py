@@ -11,7 +11,8 @@ Routes: ``POST /v1/files`` (multipart upload), ``GET /v1/files/{id}`` and ``/con
 (the runner's reachability probe), ``GET /stub/stats`` (counters, for a test that runs the
 stub in another process) and ``POST /stub/release`` (a slow batch may complete from now on).
 
-How a batch ends is chosen by :class:`BatchMode`:
+How a batch ends is chosen by :class:`BatchMode` (``outcome``, or per batch in creation order
+with ``outcome_by_batch``):
 
 * ``complete``: every line answered;
 * ``partial``: every ``error_every``-th line goes to the error file instead, status completed;
@@ -21,6 +22,10 @@ How a batch ends is chosen by :class:`BatchMode`:
   (slow to complete; the kill -9 test uses it to stop a run between submit and ingest);
 * ``invalid_marker``: a batch line whose sentences hold this text is answered with cut-off JSON
   (live requests are always answered well), to drive the re-ask paths.
+
+``max_requests`` and ``max_bytes`` are the provider's caps on one batch input file: creating a
+batch from a bigger file is refused (400, counted in ``refused``), so a test with small caps sees
+any batch the pipeline failed to split.
 
 With ``required_api_key`` every request must carry it as a bearer token (401 otherwise), and
 ``echo_authorization_in_errors`` puts the Authorization header into error-file messages, so a
@@ -61,10 +66,21 @@ class BatchMode:
     invalid_marker: str | None = None
     required_api_key: str | None = None
     echo_authorization_in_errors: bool = False
+    outcome_by_batch: tuple[str, ...] = ()
+    """The outcome of the first, second, ... batch created; later ones end as ``outcome``."""
+    max_requests: int | None = None
+    max_bytes: int | None = None
 
     def __post_init__(self) -> None:
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}")
+        for outcome in (self.outcome, *self.outcome_by_batch):
+            if outcome not in OUTCOMES:
+                raise ValueError(f"outcome must be one of {OUTCOMES}")
+
+    def outcome_of(self, creation: int) -> str:
+        """How the ``creation``-th batch (from 1) ends."""
+        if creation <= len(self.outcome_by_batch):
+            return self.outcome_by_batch[creation - 1]
+        return self.outcome
 
 
 def completion_for(body: dict[str, Any], *, raw_length: int, valid: bool = True) -> dict[str, Any]:
@@ -98,6 +114,7 @@ def completion_for(body: dict[str, Any], *, raw_length: int, valid: bool = True)
 class _Batch:
     data: dict[str, Any]
     lines: list[dict[str, Any]]
+    outcome: str = "complete"
     polls: int = 0
 
 
@@ -114,6 +131,8 @@ class BatchStub:
     polls: int = 0
     live_requests: list[dict[str, Any]] = field(default_factory=list)
     unauthorized: int = 0
+    refused: int = 0
+    """Batches refused because their input file was over ``max_requests`` or ``max_bytes``."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _server: ThreadingHTTPServer | None = None
@@ -152,6 +171,7 @@ class BatchStub:
                 "polls": self.polls,
                 "live_requests": len(self.live_requests),
                 "unauthorized": self.unauthorized,
+                "refused": self.refused,
                 "batches": {key: batch.data["status"] for key, batch in self.batches.items()},
             }
 
@@ -167,12 +187,23 @@ class BatchStub:
             self.uploads += 1
         return _file_object(file_id, filename, len(data))
 
-    def create(self, request: dict[str, Any]) -> dict[str, Any] | None:
+    def create(self, request: dict[str, Any]) -> dict[str, Any] | str | None:
+        """The new batch; None for an unknown file; the reason, for a file over a cap."""
         input_file_id = request.get("input_file_id")
         with self._lock:
             if input_file_id not in self.files:
                 return None
-            lines = [json.loads(raw) for raw in self.files[input_file_id][1].splitlines() if raw.strip()]
+            raw_file = self.files[input_file_id][1]
+            lines = [json.loads(raw) for raw in raw_file.splitlines() if raw.strip()]
+            mode = self.mode
+            over = None
+            if mode.max_requests is not None and len(lines) > mode.max_requests:
+                over = f"{len(lines)} requests, over the cap of {mode.max_requests}"
+            elif mode.max_bytes is not None and len(raw_file) > mode.max_bytes:
+                over = f"{len(raw_file)} bytes, over the cap of {mode.max_bytes}"
+            if over is not None:
+                self.refused += 1
+                return f"the input file has {over} (batch stub)"
             batch_id = self.new_id("batch")
             self.creations += 1
             data = {
@@ -189,7 +220,7 @@ class BatchStub:
                 "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
                 "metadata": request.get("metadata"),
             }
-            self.batches[batch_id] = _Batch(data=data, lines=lines)
+            self.batches[batch_id] = _Batch(data=data, lines=lines, outcome=mode.outcome_of(self.creations))
             return dict(data)
 
     def retrieve(self, batch_id: str, authorization: str) -> dict[str, Any] | None:
@@ -220,15 +251,16 @@ class BatchStub:
         outputs: list[str] = []
         errors: list[str] = []
         lines = batch.lines
-        if mode.outcome == "failed":
+        outcome = batch.outcome
+        if outcome == "failed":
             answered: list[dict[str, Any]] = []
-        elif mode.outcome == "expired":
+        elif outcome == "expired":
             answered = lines[: len(lines) // 2]
         else:
             answered = lines
         for index, line in enumerate(answered):
             custom_id = line["custom_id"]
-            if mode.outcome == "partial" and index % mode.error_every == mode.error_every - 1:
+            if outcome == "partial" and index % mode.error_every == mode.error_every - 1:
                 message = "The model server failed this request"
                 if mode.echo_authorization_in_errors:
                     message += f"; request had Authorization: {authorization}"
@@ -263,8 +295,8 @@ class BatchStub:
         if errors:
             data["error_file_id"] = self._store_file(f"{data['id']}_error.jsonl", errors)
         data["request_counts"] = {"total": len(lines), "completed": len(outputs), "failed": len(errors)}
-        data["status"] = {"failed": "failed", "expired": "expired"}.get(mode.outcome, "completed")
-        if mode.outcome == "failed":
+        data["status"] = {"failed": "failed", "expired": "expired"}.get(outcome, "completed")
+        if outcome == "failed":
             data["errors"] = {
                 "object": "list",
                 "data": [
@@ -391,8 +423,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, stub.upload(filename, data))
         elif path.endswith("/batches"):
             created = stub.create(json.loads(raw or b"{}"))
-            if created is None:
-                self._send(400, {"error": {"message": "no such input file", "type": "invalid_request_error"}})
+            if created is None or isinstance(created, str):
+                message = created or "no such input file"
+                self._send(400, {"error": {"message": message, "type": "invalid_request_error"}})
             else:
                 self._send(200, created)
         elif len(parts) >= 3 and parts[-1] == "cancel" and parts[-3] == "batches":

@@ -23,9 +23,15 @@ import pytest
 from batch_stub import BatchMode, BatchStub
 from fault_server import FaultServer
 
-from pipeline.batch.provider_batch import poll_backoff, run_provider_batch
+from pipeline.batch.provider_batch import (
+    BatchCaps,
+    batch_caps,
+    open_client,
+    poll_backoff,
+    run_provider_batch,
+)
 from pipeline.batch.runner import Progress, run_batch
-from pipeline.extract.batchapi import PollBackoff, parse_result_file, request_lines
+from pipeline.extract.batchapi import BatchAPI, PollBackoff, parse_result_file, request_lines
 from pipeline.extract.extractor import ExtractionSettings, Extractor
 from pipeline.extract.providers import Endpoint
 from pipeline.store.runstore import RunStore
@@ -33,6 +39,13 @@ from schemas import Article
 
 MODEL = "batch-stub"
 API_KEY = "sk-batch-test-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _no_cap_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own cap overrides must not change how these tests split their batches."""
+    monkeypatch.delenv("TRIANGULATE_BATCH_MAX_REQUESTS", raising=False)
+    monkeypatch.delenv("TRIANGULATE_BATCH_MAX_BYTES", raising=False)
 
 
 def story(number: int) -> str:
@@ -66,12 +79,16 @@ def batch_run(
     reasks: str = "live",
     settings: ExtractionSettings | None = None,
     lines: list[str] | None = None,
+    caps: BatchCaps | None = None,
+    api: type[BatchAPI] = BatchAPI,
 ) -> tuple[RunStore, Any]:
-    """One ``run --batch`` through the driver; returns the open store and the summary."""
+    """One ``run --batch`` through the driver (its files and batches through an ``api``, default
+    the real one); returns the open store and the summary."""
     store = RunStore(out, secrets=[API_KEY])
 
     async def go() -> Any:
         extractor = Extractor(endpoint(stub.base_url), settings or ExtractionSettings())
+        client = api(open_client(endpoint(stub.base_url)))
         run_id = store.start_run("run", model=MODEL, provider="openai-compatible")
         try:
             return await run_provider_batch(
@@ -79,15 +96,45 @@ def batch_run(
                 extractor,
                 store,
                 run_id=run_id,
+                api=client,
                 reasks=reasks,
                 progress=Progress(quiet=True),
                 sleep=no_sleep,
                 say=(lines.append if lines is not None else lambda _: None),
+                caps=caps,
             )
         finally:
             await extractor.aclose()
+            await client.client.close()
 
-    return store, asyncio.run(go())
+    try:
+        return store, asyncio.run(go())
+    except BaseException:
+        store.close()
+        raise
+
+
+def asked_per_batch(stub: BatchStub, store: RunStore) -> list[set[str]]:
+    """The articles each batch the stub created asks for, in creation order."""
+    return [
+        {request.article_id for request in store.batch_requests(batch.data["input_file_id"])}
+        for batch in stub.batches.values()
+    ]
+
+
+def live_records(tmp_path: Path, items: list[Article]) -> dict[str, Any]:
+    """The records a live run against the fault server gives ``items``, by article id."""
+    with FaultServer() as server:
+        live_store = RunStore(tmp_path / "live")
+
+        async def live() -> None:
+            extractor = Extractor(endpoint(server.base_url))
+            await run_batch(items, extractor, live_store)
+            await extractor.aclose()
+
+        asyncio.run(live())
+    with live_store:
+        return {r.article_id: r.model_dump(mode="json") for r in live_store.records()}
 
 
 def outcomes(store: RunStore) -> dict[str, tuple[str, str | None]]:
@@ -169,23 +216,14 @@ def test_a_batch_run_gives_the_records_a_live_run_gives(tmp_path: Path) -> None:
     (both answer with the same canned reading and count tokens alike): the same records, provenance
     (requests and tokens) included; records carry no timing fields."""
     items = articles(6)
-    with FaultServer() as server:
-        live_store = RunStore(tmp_path / "live")
-
-        async def live() -> None:
-            extractor = Extractor(endpoint(server.base_url))
-            await run_batch(items, extractor, live_store)
-            await extractor.aclose()
-
-        asyncio.run(live())
+    expected = live_records(tmp_path, items)
     with BatchStub() as stub:
         store, summary = batch_run(stub, tmp_path / "batch", items)
         assert stub.creations == 1 and stub.live_requests == []
     assert summary.records == 6 and summary.failures == 0
-    live_records = {r.article_id: r.model_dump(mode="json") for r in live_store.records()}
     batch_records = {r.article_id: r.model_dump(mode="json") for r in store.records()}
     assert len(batch_records) == 6
-    assert batch_records == live_records
+    assert batch_records == expected
 
 
 def test_tokens_of_each_output_line_are_stored_per_article(tmp_path: Path) -> None:
@@ -231,6 +269,184 @@ def test_polling_shows_status_and_counts_until_the_batch_ends(tmp_path: Path) ->
     assert progress[0].endswith("in_progress, 0/2 done")
     assert progress[-1].endswith("completed, 2/2 done")
     assert len(progress) == 2  # an unchanged status is not printed again
+
+
+# -- splitting at the provider's caps --
+
+
+def test_the_caps_are_openais_unless_the_environment_sets_others() -> None:
+    assert batch_caps({}) == BatchCaps(max_requests=50_000, max_bytes=200_000_000)
+    lowered = {"TRIANGULATE_BATCH_MAX_REQUESTS": "1000", "TRIANGULATE_BATCH_MAX_BYTES": " 5000000 "}
+    assert batch_caps(lowered) == BatchCaps(max_requests=1000, max_bytes=5_000_000)
+    for bad in ("0", "ten", "-5", "1e6"):
+        with pytest.raises(ValueError, match="TRIANGULATE_BATCH_MAX_BYTES"):
+            batch_caps({"TRIANGULATE_BATCH_MAX_BYTES": bad})
+
+
+def test_a_cap_variable_that_is_not_a_number_stops_the_run_before_anything_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRIANGULATE_BATCH_MAX_REQUESTS", "lots")
+    with BatchStub() as stub:
+        store, summary = batch_run(stub, tmp_path / "out", articles(2))
+        assert stub.uploads == 0 and stub.creations == 0
+    assert summary.stopped is not None and "TRIANGULATE_BATCH_MAX_REQUESTS" in summary.stopped
+
+
+def test_a_round_over_the_request_cap_is_split_into_batches_polled_together(tmp_path: Path) -> None:
+    """Five articles, two requests per batch (the stub refuses more): ceil(5/2) = 3 batches, each
+    named in its progress lines, all polled before the first one is done, and the records of a
+    live run."""
+    items = articles(5)
+    expected = live_records(tmp_path, items)
+    lines: list[str] = []
+    with BatchStub(mode=BatchMode(max_requests=2, polls_before_done=3)) as stub:
+        store, summary = batch_run(stub, tmp_path / "out", items, caps=BatchCaps(max_requests=2), lines=lines)
+        assert stub.creations == 3 and stub.refused == 0
+        assert [len(batch.lines) for batch in stub.batches.values()] == [2, 2, 1]
+        assert asked_per_batch(stub, store) == [
+            {a.id for a in items[:2]},
+            {a.id for a in items[2:4]},
+            {items[4].id},
+        ]
+    assert summary.records == 5 and summary.failures == 0
+    assert {r.article_id: r.model_dump(mode="json") for r in store.records()} == expected
+    progress = [line for line in lines if line.startswith("batch ")]
+    assert "batch 2/3 batch-stub0004: in_progress, 0/2 done" in progress
+    assert "batch 3/3 batch-stub0006: completed, 1/1 done" in progress
+    first_done = progress.index("batch 1/3 batch-stub0002: completed, 2/2 done")
+    assert any(line.startswith("batch 3/3 ") for line in progress[:first_done])
+
+
+def request_sizes(stub: BatchStub) -> dict[int, int]:
+    """Bytes of request lines per article number (``r1-a<n>-c<k>``) in the files uploaded to ``stub``."""
+    sizes: dict[int, int] = {}
+    for name, data in stub.files.values():
+        if name.startswith("triangulate-"):
+            for line in data.splitlines(keepends=True):
+                number = int(json.loads(line)["custom_id"].split("-")[1][1:])
+                sizes[number] = sizes.get(number, 0) + len(line)
+    return sizes
+
+
+def test_an_articles_chunks_stay_in_one_batch_and_each_file_stays_under_the_byte_cap(tmp_path: Path) -> None:
+    """The byte cap is the long article's own size: it fits alone, never split, and no file
+    uploaded is over the cap."""
+    items = articles(6, texts={2: " ".join(story(n) for n in range(8))})
+    settings = ExtractionSettings(max_article_chars=400)
+    with BatchStub() as stub:
+        batch_run(stub, tmp_path / "measure", items, settings=settings)
+        sizes = request_sizes(stub)
+    cap = max(sizes.values())
+    assert cap == sizes[3] and cap < sum(sizes.values())  # article 3 (items[2]) is the long one
+    with BatchStub(mode=BatchMode(max_bytes=cap)) as stub:
+        store, summary = batch_run(
+            stub, tmp_path / "out", items, settings=settings, caps=BatchCaps(max_bytes=cap)
+        )
+        assert stub.refused == 0 and stub.creations >= 2
+        uploaded = [data for name, data in stub.files.values() if name.startswith("triangulate-")]
+        asked = asked_per_batch(stub, store)
+    assert all(len(data) <= cap for data in uploaded)
+    for article in items:
+        assert sum(article.id in batch for batch in asked) == 1, article.source_path
+    chunks = store.connection.execute(
+        "SELECT COUNT(*) FROM batch_requests WHERE article_id = ?", (items[2].id,)
+    )
+    assert chunks.fetchone()[0] > 1
+    assert summary.records == 6 and summary.failures == 0
+
+
+def test_an_article_over_the_byte_cap_fails_as_batch_too_large_and_the_others_go_on(tmp_path: Path) -> None:
+    items = articles(4, texts={1: " ".join(story(n) for n in range(8))})
+    settings = ExtractionSettings(max_article_chars=400)
+    with BatchStub() as stub:
+        batch_run(stub, tmp_path / "measure", items, settings=settings)
+        sizes = request_sizes(stub)
+    cap = 2 * max(sizes[n] for n in (1, 3, 4))
+    assert sizes[2] > cap
+    with BatchStub(mode=BatchMode(max_bytes=cap)) as stub:
+        store, summary = batch_run(
+            stub, tmp_path / "out", items, settings=settings, caps=BatchCaps(max_bytes=cap)
+        )
+        assert stub.refused == 0 and stub.creations == 2
+        assert items[1].id not in set().union(*asked_per_batch(stub, store))
+    found = outcomes(store)
+    assert found[items[1].id] == ("failure", "batch-too-large")
+    assert [found[a.id] for a in (items[0], items[2], items[3])] == [("record", None)] * 3
+    (failure,) = store.iter_failures()
+    assert "TRIANGULATE_BATCH_MAX_BYTES" in failure.detail and "retry-failed" in failure.detail
+    assert summary.reason_counts == {"batch-too-large": 1} and summary.articles == 4
+
+
+def test_an_article_with_more_chunks_than_the_request_cap_fails_as_batch_too_large(tmp_path: Path) -> None:
+    items = articles(3, texts={0: " ".join(story(n) for n in range(8))})
+    with BatchStub(mode=BatchMode(max_requests=1)) as stub:
+        store, summary = batch_run(
+            stub,
+            tmp_path / "out",
+            items,
+            settings=ExtractionSettings(max_article_chars=400),
+            caps=BatchCaps(max_requests=1),
+        )
+        assert stub.refused == 0 and stub.creations == 2
+    found = outcomes(store)
+    assert found[items[0].id] == ("failure", "batch-too-large")
+    assert [found[a.id] for a in items[1:]] == [("record", None)] * 2
+    assert "TRIANGULATE_BATCH_MAX_REQUESTS" in next(iter(store.iter_failures())).detail
+
+
+def test_one_expired_batch_of_a_round_fails_only_its_own_articles(tmp_path: Path) -> None:
+    """Batch 1 expires (the stub answered its first half), batch 2 completes: the failure rows are
+    batch 1's unanswered articles, and nothing of batch 2."""
+    items = articles(4)
+    mode = BatchMode(outcome_by_batch=("expired", "complete"), max_requests=2)
+    with BatchStub(mode=mode) as stub:
+        store, summary = batch_run(stub, tmp_path / "out", items, caps=BatchCaps(max_requests=2))
+        expired, complete = asked_per_batch(stub, store)
+    found = outcomes(store)
+    assert expired == {items[0].id, items[1].id} and complete == {items[2].id, items[3].id}
+    assert [found[a.id] for a in items] == [("record", None), ("failure", "batch-expired")] + [
+        ("record", None)
+    ] * 2
+    assert summary.reason_counts == {"batch-expired": 1}
+
+
+class Killed(Exception):
+    """Stands in for a kill -9: raised out of the driver, nothing after it runs."""
+
+
+class KilledBeforeTheSecondUpload(BatchAPI):
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.uploads = 0
+
+    async def upload(self, data: bytes, filename: str) -> str:
+        self.uploads += 1
+        if self.uploads == 2:
+            raise Killed
+        return await super().upload(data, filename)
+
+
+def test_a_kill_between_two_batches_polls_the_created_one_and_builds_the_rest_again(tmp_path: Path) -> None:
+    """Killed after batch 1 was created and before batch 2 was uploaded: the same command polls
+    batch 1 (no second creation of it) and packs the three articles left into new batches; every
+    article is asked exactly once and has its record."""
+    items = articles(5)
+    caps = BatchCaps(max_requests=2)
+    with BatchStub(mode=BatchMode(max_requests=2)) as stub:
+        with pytest.raises(Killed):
+            batch_run(stub, tmp_path / "out", items, caps=caps, api=KilledBeforeTheSecondUpload)
+        assert (stub.uploads, stub.creations) == (1, 1)
+        lines: list[str] = []
+        store, summary = batch_run(stub, tmp_path / "out", items, caps=caps, lines=lines)
+        assert (stub.uploads, stub.creations, stub.refused) == (3, 3, 0)
+        input_files = [batch.data["input_file_id"] for batch in stub.batches.values()]
+        asked = asked_per_batch(stub, store)
+    assert len(set(input_files)) == 3  # no input file made into two batches
+    assert "resuming batch batch-stub0002" in lines
+    assert asked[0] == {items[0].id, items[1].id}
+    assert sorted(a for batch in asked for a in batch) == sorted(a.id for a in items)
+    assert summary.records == 5 and set(outcomes(store).values()) == {("record", None)}
 
 
 # -- batches that do not complete --

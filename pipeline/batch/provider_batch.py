@@ -2,13 +2,16 @@
 
 Shape of a run::
 
-    inputs -> register (cache hits, duplicates and unreadable inputs as in a live run)
+    inputs -> register (cache hits, duplicates and unreadable inputs as in a live run;
+              retry-failed: the failed articles of the store, asked again)
            -> resume: every batch in the store not yet ingested is polled, never submitted again
-           -> pending articles -> Extractor.request_bodies -> one JSONL file (custom_id per chunk)
-           -> upload -> store (file id, custom_id -> article) -> create -> store (batch id)
-           -> poll with backoff, progress lines -> download output + error files
+           -> the other pending articles -> Extractor.request_bodies -> JSONL lines (custom_id
+              per chunk), packed in input order into files under the caps
+           -> per file: upload -> store (file id, custom_id -> article) -> create -> store (batch id)
+           -> every batch of the round polled together, with backoff, one progress line per change
+           -> download output + error files
            -> Extractor.extract_from_replies (validate, cite, ground) -> store.save_outcome
-           -> replies that failed validation: asked again live (default) or in one second batch
+           -> replies that failed validation: asked again live (default) or in a second round of batches
 
 Why the store is written twice around ``create``: the input file id and every line's article
 are recorded right after the upload, the batch id right after the batch is created. A process
@@ -16,11 +19,23 @@ killed after the upload finds the file in the store and looks up the batch made 
 provider lists batches with their input file) before creating one, so a kill anywhere between
 submission and ingestion never submits the same requests twice.
 
+Why a round may need several batches: OpenAI takes at most 50,000 request lines and 200 MB per
+batch input file (:data:`MAX_REQUESTS`, :data:`MAX_BYTES`; ``TRIANGULATE_BATCH_MAX_REQUESTS`` and
+``TRIANGULATE_BATCH_MAX_BYTES`` set others, e.g. lower ones to keep each batch under an
+organisation's enqueued-token limit). An article's lines always go into one file: its record is
+built from the replies to all its chunks at once, and a file that asked half of them could end
+with the article half-answered. Each file is uploaded, recorded and created before the next one
+is built, so the invariant above holds per batch: after a kill, the batches created so far are
+polled, and the articles of the files not yet uploaded are still pending and are packed again.
+An article whose lines alone exceed a cap fails as ``batch-too-large`` (asking it live, with
+``retry-failed`` without ``--batch``, has no such cap).
+
 Every article ends as exactly one record or failure row, as in a live run. Failure reasons
 added here: ``batch-expired`` (the batch expired before the article's lines were answered),
 ``batch-failed`` (the provider failed the whole batch), ``batch-cancelled``, ``batch-error``
 (the article's line is in the error file; its message is redacted) and ``batch-missing`` (a
-completed batch with no line for it). Tokens come from each output line's ``usage``.
+completed batch with no line for it), ``batch-too-large`` (one article over a cap). Tokens come
+from each output line's ``usage``.
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import openai
@@ -42,13 +58,20 @@ from pipeline.batch.runner import (
     _EndpointLike,
 )
 from pipeline.common.redact import redact
-from pipeline.extract.batchapi import BatchAPI, BatchLine, PollBackoff, Sleep, request_lines
+from pipeline.extract.batchapi import BatchAPI, BatchLine, PollBackoff, Sleep, request_line
 from pipeline.store.runstore import BatchRequest, ProviderBatch, RunStore, StoreError, cache_key
 from schemas import Article, AttemptLog, ExtractionResult, FailureRow, Usage
 
 REASKS = ("live", "batch")
 POLL_ENV = "TRIANGULATE_BATCH_POLL_S"
 """Seconds before the first poll (default 5); tests and demos set it low."""
+
+MAX_REQUESTS = 50_000
+"""Request lines per batch input file: OpenAI's cap."""
+MAX_BYTES = 200_000_000
+"""Bytes per batch input file: OpenAI's cap is 200 MB, read as the smaller 200 * 10**6."""
+MAX_REQUESTS_ENV = "TRIANGULATE_BATCH_MAX_REQUESTS"
+MAX_BYTES_ENV = "TRIANGULATE_BATCH_MAX_BYTES"
 
 STATUS_REASONS = {"expired": "batch-expired", "failed": "batch-failed", "cancelled": "batch-cancelled"}
 
@@ -76,6 +99,35 @@ def poll_backoff(env: Mapping[str, str]) -> PollBackoff:
     return PollBackoff(initial_s=initial, max_s=max(initial, PollBackoff.max_s))
 
 
+@dataclass(frozen=True)
+class BatchCaps:
+    """The most one batch input file may hold; a round's lines are split into files under both."""
+
+    max_requests: int = MAX_REQUESTS
+    max_bytes: int = MAX_BYTES
+
+    def __post_init__(self) -> None:
+        if self.max_requests < 1 or self.max_bytes < 1:
+            raise ValueError("batch caps must be at least 1")
+
+
+def batch_caps(env: Mapping[str, str]) -> BatchCaps:
+    """The provider's caps, each replaced by its variable when set (``TRIANGULATE_BATCH_MAX_REQUESTS``,
+    ``TRIANGULATE_BATCH_MAX_BYTES``): lower, to keep a batch under an organisation's enqueued-token
+    limit, or other, for a provider with other caps. A value that is not a whole number of at least
+    1 raises ValueError naming the variable."""
+    caps: dict[str, int] = {}
+    for name, variable in (("max_requests", MAX_REQUESTS_ENV), ("max_bytes", MAX_BYTES_ENV)):
+        raw = env.get(variable, "").strip()
+        if not raw:
+            continue
+        value = int(raw) if raw.isdigit() else 0
+        if value < 1:
+            raise ValueError(f"{variable} must be a whole number of at least 1, not {raw!r}")
+        caps[name] = value
+    return BatchCaps(**caps)
+
+
 def open_client(endpoint: Any) -> openai.AsyncOpenAI:
     """A client for the endpoint's files and batches (the extractor's own client has retries off;
     these few calls keep openai's default retries)."""
@@ -84,6 +136,18 @@ def open_client(endpoint: Any) -> openai.AsyncOpenAI:
 
 class _Stop(Exception):  # noqa: N818 - ends the run early, with its reason for the summary
     pass
+
+
+@dataclass
+class _File:
+    """A batch input file being filled: whole articles' lines, under the caps."""
+
+    requests: list[BatchRequest] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+    def fits(self, lines: Sequence[bytes], size: int, caps: BatchCaps) -> bool:
+        return len(self.lines) + len(lines) <= caps.max_requests and self.size + size <= caps.max_bytes
 
 
 class _Driver:
@@ -101,10 +165,12 @@ class _Driver:
         sleep: Sleep,
         reasks: str,
         concurrency: int,
+        caps: BatchCaps,
     ) -> None:
         self.extractor, self.store, self.api = extractor, store, api
         self.run_id, self.summary, self.progress, self.say = run_id, summary, progress, say
         self.backoff, self.sleep, self.reasks, self.concurrency = backoff, sleep, reasks, concurrency
+        self.caps = caps
         self.pending: dict[str, tuple[Article, str]] = {}
         """Article id -> (article, cache key): read in this run, no outcome yet."""
 
@@ -130,9 +196,17 @@ class _Driver:
         self.progress.update(summary)
 
     async def read(
-        self, articles: Iterable[Article | FailureRow] | AsyncIterable[Article | FailureRow], *, refresh: bool
+        self,
+        articles: Iterable[Article | FailureRow] | AsyncIterable[Article | FailureRow],
+        *,
+        refresh: bool,
+        retry_failures: bool,
     ) -> None:
-        """Register every input as a live run does; what needs the model goes to ``pending``."""
+        """Register every input as a live run does; what needs the model goes to ``pending``.
+
+        ``retry_failures`` (``retry-failed``): the articles come from the store, registered already,
+        and the failure stored under the cache key is the very outcome to replace, so only a record
+        under the key counts as done (as in ``run_batch``)."""
         parts = self.extractor.cache_key_parts
         summary = self.summary
         seq = 0
@@ -146,16 +220,22 @@ class _Driver:
                 self._count_failure(item.reason)
                 continue
             key = cache_key(item.id, parts)
-            registration = self.store.register_article(
-                item, run_id=self.run_id, seq=seq, key=None if refresh else key
-            )
-            if not registration.first_in_run:
-                summary.duplicates += 1
-                continue
-            if registration.cached is not None:
+            if retry_failures:
+                cached = (
+                    None if refresh else self.store.reuse_cached(item.id, key, allow_cached_failure=False)
+                )
+            else:
+                registration = self.store.register_article(
+                    item, run_id=self.run_id, seq=seq, key=None if refresh else key
+                )
+                if not registration.first_in_run:
+                    summary.duplicates += 1
+                    continue
+                cached = registration.cached
+            if cached is not None:
                 summary.articles += 1
                 summary.saved += 1
-                if registration.cached == "record":
+                if cached == "record":
                     summary.records += 1
                     summary.cached_records += 1
                 else:
@@ -166,19 +246,33 @@ class _Driver:
 
     # -- batches --
 
-    async def resume(self) -> list[tuple[Article, str, ExtractionResult]]:
-        """Poll and ingest every batch in the store whose results were not ingested yet."""
-        reasks: list[tuple[Article, str, ExtractionResult]] = []
+    def open_batches(self, *, retry_failures: bool) -> list[ProviderBatch]:
+        """The batches in the store whose results were not ingested yet and that answer a pending
+        article under its cache key: they are polled, and their articles are not submitted again.
+
+        An open batch that answers none is closed unread in a ``run`` (every article it asked for
+        has an outcome, or was asked under other settings). ``retry-failed`` reads only the failed
+        articles, so a batch that answers none of them may still be waited for by the run's pending
+        articles: it stays open for the next ``run``."""
+        found: list[ProviderBatch] = []
         for batch in self.store.provider_batches(open_only=True):
             requests = self.store.batch_requests(batch.input_file_id)
             if not any(self._waits_for(request) for request in requests):
-                # Every article it asked for has an outcome already (or is not in this run's inputs):
-                # nothing to wait for.
-                self.store.mark_batch_ingested(batch.input_file_id)
+                if not retry_failures:
+                    self.store.mark_batch_ingested(batch.input_file_id)
                 continue
             self.say(f"resuming batch {batch.batch_id or '(uploaded ' + batch.input_file_id + ')'}")
-            reasks += await self.complete(batch, requests)
-        return reasks
+            found.append(batch)
+        return found
+
+    def asked_by(self, batches: Iterable[ProviderBatch]) -> set[str]:
+        """The pending articles that ``batches`` answer."""
+        return {
+            request.article_id
+            for batch in batches
+            for request in self.store.batch_requests(batch.input_file_id)
+            if self._waits_for(request)
+        }
 
     def _waits_for(self, request: BatchRequest) -> bool:
         """Whether ``request`` answers an article of this run that has no outcome yet, under the
@@ -186,33 +280,55 @@ class _Driver:
         pending = self.pending.get(request.article_id)
         return pending is not None and pending[1] == request.cache_key
 
-    async def submit(self, articles: Sequence[tuple[Article, str]], attempt: int) -> ProviderBatch | None:
-        """One batch for ``articles`` (an article without text fails at once, as live); None when
-        no request is left to send."""
-        requests: list[BatchRequest] = []
-        lines: list[tuple[str, dict[str, Any]]] = []
+    async def submit(self, articles: Sequence[tuple[Article, str]], attempt: int) -> list[ProviderBatch]:
+        """The batches for ``articles``, as many as the caps need, in input order; empty when no
+        request is left to send.
+
+        An article without text fails at once, as live; one whose lines alone exceed a cap fails as
+        ``batch-too-large``. The lines are encoded once and held for one file at a time: each file
+        is uploaded, recorded and created before the next is filled, so a kill leaves every batch
+        created so far in the store and the rest of the articles pending."""
+        caps = self.caps
+        submitted: list[ProviderBatch] = []
+        current = _File()
         for number, (article, key) in enumerate(articles, start=1):
             bodies = await self.extractor.request_bodies(article)
             if not bodies:
                 self.save(article, key, await self.extractor.extract_from_replies(article, []))
                 continue
+            requests: list[BatchRequest] = []
+            lines: list[bytes] = []
             for chunk, body in enumerate(bodies, start=1):
                 custom_id = f"r{attempt}-a{number}-c{chunk}"
                 requests.append(BatchRequest(custom_id, article.id, chunk, len(bodies), attempt, key))
-                lines.append((custom_id, body))
-        if not requests:
-            return None
+                lines.append(request_line(custom_id, body))
+            size = sum(len(line) for line in lines)
+            if not _File().fits(lines, size, caps):
+                self.save(article, key, _too_large(article, len(lines), size, caps))
+                continue
+            if not current.fits(lines, size, caps):
+                submitted.append(await self._submit_file(current, attempt, part=len(submitted) + 1))
+                current = _File()
+            current.requests += requests
+            current.lines += lines
+            current.size += size
+        if current.requests:
+            submitted.append(await self._submit_file(current, attempt, part=len(submitted) + 1))
+        return submitted
+
+    async def _submit_file(self, file: _File, attempt: int, *, part: int) -> ProviderBatch:
+        """Upload ``file``, record it with what each line asks, create its batch and record its id."""
         input_file_id = await self.api.upload(
-            request_lines(lines), f"triangulate-{self.run_id}-r{attempt}.jsonl"
+            b"".join(file.lines), f"triangulate-{self.run_id}-r{attempt}-b{part}.jsonl"
         )
         self.store.record_batch_upload(
-            run_id=self.run_id, input_file_id=input_file_id, round=attempt, requests=requests
+            run_id=self.run_id, input_file_id=input_file_id, round=attempt, requests=file.requests
         )
         await self._create(input_file_id)
         stored = next(b for b in self.store.provider_batches() if b.input_file_id == input_file_id)
         self.say(
-            f"submitted batch {stored.batch_id}: {len(requests)} requests for "
-            f"{len({r.article_id for r in requests})} articles (input file {input_file_id})"
+            f"submitted batch {stored.batch_id}: {len(file.requests)} requests for "
+            f"{len({r.article_id for r in file.requests})} articles (input file {input_file_id})"
         )
         return stored
 
@@ -221,11 +337,29 @@ class _Driver:
         self.store.update_provider_batch(input_file_id, batch_id=batch.id, status=batch.status)
         return batch.id
 
-    async def complete(
-        self, batch: ProviderBatch, requests: Sequence[BatchRequest]
+    async def complete_all(
+        self, batches: Sequence[ProviderBatch]
     ) -> list[tuple[Article, str, ExtractionResult]]:
-        """Poll ``batch`` to its end and save an outcome for each of its pending articles; returns the
-        articles whose reply failed validation in a first batch (to be asked again)."""
+        """Poll ``batches`` together and ingest each as it ends: the round takes as long as its
+        slowest batch, not the sum of them. Returns the articles to ask again (see ``complete``)."""
+        count = len(batches)
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(
+                    self.complete(
+                        batch, self.store.batch_requests(batch.input_file_id), label=f"batch {i}/{count}"
+                    )
+                )
+                for i, batch in enumerate(batches, start=1)
+            ]
+        return [reask for task in tasks for reask in task.result()]
+
+    async def complete(
+        self, batch: ProviderBatch, requests: Sequence[BatchRequest], *, label: str = "batch"
+    ) -> list[tuple[Article, str, ExtractionResult]]:
+        """Poll ``batch`` to its end (progress lines start with ``label``) and save an outcome for each
+        of its pending articles; returns the articles whose reply failed validation in a first-round
+        batch (to be asked again)."""
         batch_id = batch.batch_id
         if batch_id is None:
             found = await self.api.find_by_input_file(batch.input_file_id)
@@ -240,7 +374,7 @@ class _Driver:
             self.store.update_provider_batch(input_file_id, status=status.status)
 
         final = await self.api.poll(
-            batch_id, backoff=self.backoff, sleep=self.sleep, progress=self.say, on_status=note
+            batch_id, backoff=self.backoff, sleep=self.sleep, progress=self.say, on_status=note, label=label
         )
         self.store.update_provider_batch(
             input_file_id,
@@ -337,9 +471,9 @@ class _Driver:
             return
         self.say(f"{len(reasks)} batch replies failed validation: asking again {self.reasks}")
         if self.reasks == "batch":
-            batch = await self.submit([(article, key) for article, key, _ in reasks], attempt=2)
-            if batch is not None:
-                await self.complete(batch, self.store.batch_requests(batch.input_file_id))
+            await self.complete_all(
+                await self.submit([(article, key) for article, key, _ in reasks], attempt=2)
+            )
             return
         config_errors = _config_errors()
         limit = asyncio.Semaphore(self.concurrency)
@@ -355,6 +489,29 @@ class _Driver:
         async with asyncio.TaskGroup() as group:
             for article, key, first in reasks:
                 group.create_task(one(article, key, first))
+
+
+def _too_large(article: Article, lines: int, size: int, caps: BatchCaps) -> ExtractionResult:
+    """The failure of an article that no batch input file can hold: its lines are never split across
+    files, so it would stay pending (or loop) otherwise."""
+    if lines > caps.max_requests:
+        over = f"{lines} request lines, over the {caps.max_requests} one batch may hold ({MAX_REQUESTS_ENV})"
+    else:
+        over = (
+            f"{size} bytes of request lines, over the {caps.max_bytes} one batch file may hold "
+            f"({MAX_BYTES_ENV})"
+        )
+    return ExtractionResult(
+        article_id=article.id,
+        failure=FailureRow(
+            article_id=article.id,
+            source_path=article.source_path,
+            reason="batch-too-large",
+            detail=f"this article alone needs {over}, and an article's lines are never split across "
+            "batches; ask it live with `triangulate retry-failed DIR` (without --batch)",
+            attempts=0,
+        ),
+    )
 
 
 def _usage_of(body: Mapping[str, Any] | None) -> Usage:
@@ -412,17 +569,29 @@ async def run_provider_batch(
     backoff: PollBackoff | None = None,
     sleep: Sleep = asyncio.sleep,
     say: Callable[[str], None] | None = None,
+    caps: BatchCaps | None = None,
+    retry_failures: bool = False,
 ) -> BatchSummary:
     """Extract every article of ``articles`` not already done through the provider Batch API.
 
+    ``caps``: the most one batch input file holds (default :func:`batch_caps` of the environment:
+    OpenAI's caps unless overridden). ``retry_failures``: ``articles`` are the store's failed
+    articles (``retry-failed --batch``), asked again rather than taken as cached.
+
     Returns the summary a live batch returns (``summary.stopped`` when the provider refused a
-    call: the articles without an outcome stay pending and the same command resumes them;
-    ``summary.store_failure`` when the store cannot be written).
+    call, or a cap variable is not a number: the articles without an outcome stay pending and
+    the same command resumes them; ``summary.store_failure`` when the store cannot be written).
     """
     if reasks not in REASKS:
         raise ValueError(f"reasks must be one of {', '.join(REASKS)}")
     endpoint = extractor.endpoint
     summary = BatchSummary(run_id=run_id, model=endpoint.model, provider=endpoint.provider)
+    if caps is None:
+        try:
+            caps = batch_caps(os.environ)
+        except ValueError as problem:
+            summary.stopped = str(problem)
+            return summary
     reporter = progress or Progress(quiet=True)
     owns_client = api is None
     if api is None:
@@ -439,18 +608,18 @@ async def run_provider_batch(
         sleep=sleep,
         reasks=reasks,
         concurrency=concurrency,
+        caps=caps,
     )
     loop = asyncio.get_running_loop()
     started_wall, started_cpu = loop.time(), time.process_time()
     try:
-        await driver.read(articles, refresh=refresh)
-        to_reask = await driver.resume()
-        fresh = list(driver.pending.values())
-        if fresh:
-            batch = await driver.submit(fresh, attempt=1)
-            if batch is not None:
-                to_reask += await driver.complete(batch, store.batch_requests(batch.input_file_id))
-        await driver.reask(to_reask)
+        await driver.read(articles, refresh=refresh, retry_failures=retry_failures)
+        resumed = driver.open_batches(retry_failures=retry_failures)
+        asked = driver.asked_by(resumed)
+        fresh = [pending for article_id, pending in driver.pending.items() if article_id not in asked]
+        # Submitted before any poll, so the resumed and the new batches of the round run side by side.
+        batches = resumed + await driver.submit(fresh, attempt=1)
+        await driver.reask(await driver.complete_all(batches))
     except* StoreError as errors:
         summary.store_failure = redact(str(_first(errors)), store.secrets)
     except* _Stop as stops:

@@ -64,16 +64,19 @@ class BatchLine:
         return self.status_code == 200 and self.body is not None and self.error is None
 
 
+def request_line(custom_id: str, body: Mapping[str, Any]) -> bytes:
+    """One line of a JSONL input file, newline included: its length is what the line adds to the
+    file, which is what the provider's byte cap counts."""
+    line = json.dumps(
+        {"custom_id": custom_id, "method": "POST", "url": CHAT_COMPLETIONS_URL, "body": dict(body)},
+        ensure_ascii=False,
+    )
+    return (line + "\n").encode("utf-8")
+
+
 def request_lines(requests: Iterable[tuple[str, Mapping[str, Any]]]) -> bytes:
     """The JSONL input file for ``(custom_id, chat-completion body)`` pairs."""
-    lines = [
-        json.dumps(
-            {"custom_id": custom_id, "method": "POST", "url": CHAT_COMPLETIONS_URL, "body": dict(body)},
-            ensure_ascii=False,
-        )
-        for custom_id, body in requests
-    ]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    return b"".join(request_line(custom_id, body) for custom_id, body in requests)
 
 
 def parse_result_file(text: str) -> list[BatchLine]:
@@ -159,16 +162,18 @@ class BatchAPI:
         sleep: Sleep = asyncio.sleep,
         progress: ProgressLine | None = None,
         on_status: Callable[[Batch], None] | None = None,
+        label: str = "batch",
     ) -> Batch:
         """Retrieve ``batch_id`` until its status is terminal, reporting each change of status or
-        count through ``progress``; returns the final batch."""
+        count through ``progress`` (each line starts with ``label``, e.g. ``batch 2/5``, so the
+        lines of batches polled together can be told apart); returns the final batch."""
         delays = iter(backoff.delays())
         last_line = ""
         while True:
             batch = await self.retrieve(batch_id)
             if on_status is not None:
                 on_status(batch)
-            line = progress_text(batch)
+            line = progress_text(batch, label)
             if progress is not None and line != last_line:
                 progress(line)
                 last_line = line
@@ -183,8 +188,9 @@ class BatchAPI:
         return parse_result_file(content.text)
 
 
-def progress_text(batch: Batch) -> str:
+def progress_text(batch: Batch, label: str = "batch") -> str:
+    """``batch 2/5 batch_abc: in_progress, 1200/5000 done`` (``label`` is ``batch 2/5``)."""
     counts = batch.request_counts
     done = f", {counts.completed}/{counts.total} done" if counts is not None else ""
     failed = f", {counts.failed} failed" if counts is not None and counts.failed else ""
-    return f"batch {batch.id}: {batch.status}{done}{failed}"
+    return f"{label} {batch.id}: {batch.status}{done}{failed}"
