@@ -12,10 +12,13 @@ wording, one statement relayed by several outlets), written to a records.jsonl
 file as they are made. Each size then runs in a process of its own, so its peak
 memory is its own:
 
-* the CLI path at scale: ``reconcile_to_dir`` over a generator reading that
-  file, so records are spilled to disk and only their clustering features and
-  one incident's records are in memory, incidents judged by one worker process
-  per CPU (``--workers``);
+* the CLI path at scale: ``reconcile_to_dir`` over that file's lines
+  (``spill.RecordLines``, as ``triangulate reconcile`` and ``run`` pass them), so
+  records are spilled to disk as they are, parsed by one worker process per CPU
+  (``--workers``), and only their clustering features and one incident's records
+  are in memory; incidents are judged by the same number of workers
+  (``--models`` reads records into models in the main process instead, the
+  path of a caller with an iterable of records);
 * the in-memory API (``reconcile`` over a list of records, the whole result as
   models), up to ``--in-memory-limit`` records.
 
@@ -45,6 +48,7 @@ from typing import Any
 
 from pipeline.kinds.gazetteer import get_gazetteer
 from pipeline.reconcile.merge import reconcile, reconcile_to_dir
+from pipeline.reconcile.spill import RecordLines
 from schemas.record import IncidentRecord
 
 FIRST = [
@@ -198,7 +202,7 @@ def _read(path: Path) -> Iterator[IncidentRecord]:
             yield IncidentRecord.model_validate_json(line)
 
 
-def measure(size: int, in_memory_limit: int, workers: int | None) -> dict[str, Any]:
+def measure(size: int, in_memory_limit: int, workers: int | None, *, models: bool = False) -> dict[str, Any]:
     """One size, in the process that runs it (see ``run``)."""
     get_gazetteer()  # load once, outside the timings
     with tempfile.TemporaryDirectory() as tmp:
@@ -211,7 +215,11 @@ def measure(size: int, in_memory_limit: int, workers: int | None) -> dict[str, A
         gc.collect()
         before_rss = _maxrss_mib()
         counts, stream_s, stream_cpu_s = _timed(
-            lambda: reconcile_to_dir(_read(records_path), Path(tmp) / "out", workers=workers)
+            lambda: reconcile_to_dir(
+                _read(records_path) if models else RecordLines.from_file(records_path),
+                Path(tmp) / "out",
+                workers=workers,
+            )
         )
         row: dict[str, Any] = {
             "records": size,
@@ -235,7 +243,9 @@ def measure(size: int, in_memory_limit: int, workers: int | None) -> dict[str, A
     return row
 
 
-def run(sizes: list[int], in_memory_limit: int, workers: int | None) -> list[dict[str, Any]]:
+def run(
+    sizes: list[int], in_memory_limit: int, workers: int | None, *, models: bool = False
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for size in sizes:
         # A process per size: ru_maxrss only grows, so one process would report the
@@ -243,6 +253,8 @@ def run(sizes: list[int], in_memory_limit: int, workers: int | None) -> list[dic
         argv = [sys.executable, __file__, "--one", str(size), "--in-memory-limit", str(in_memory_limit)]
         if workers is not None:
             argv += ["--workers", str(workers)]
+        if models:
+            argv.append("--models")
         done = subprocess.run(argv, check=True, capture_output=True, text=True)
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
@@ -266,12 +278,15 @@ def main(argv: list[str] | None = None) -> int:
         "--in-memory-limit", type=int, default=100_000, help="Time the in-memory API only up to this size."
     )
     parser.add_argument("--workers", type=int, help="Worker processes (default: one per available CPU).")
+    parser.add_argument(
+        "--models", action="store_true", help="Stream records as models parsed in the main process."
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a size, in this process
     args = parser.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.in_memory_limit, args.workers)))
+        print(json.dumps(measure(args.one, args.in_memory_limit, args.workers, models=args.models)))
         return 0
-    run(args.sizes, args.in_memory_limit, args.workers)
+    run(args.sizes, args.in_memory_limit, args.workers, models=args.models)
     return 0
 
 

@@ -18,7 +18,7 @@ from pipeline.reconcile import spill as spill_module
 from pipeline.reconcile.cluster import cluster_records
 from pipeline.reconcile.folder import desk_state
 from pipeline.reconcile.merge import reconcile, reconcile_to_dir, write_outputs
-from pipeline.reconcile.spill import RecordSpill, spilled_clusters
+from pipeline.reconcile.spill import RecordLines, RecordSpill, spilled_clusters
 from pipeline.store.desk import Desk
 from pipeline.store.runstore import RunStore
 from schemas.record import IncidentRecord
@@ -189,3 +189,63 @@ def test_decisions_are_applied_in_worker_processes_too(
         json.loads(line) for line in (tmp_path / "workers" / "incidents.jsonl").read_text().splitlines()
     ]
     assert incident["merged"]["subjects"][0]["place_of_death"]["value"] == "at the hospital"
+
+
+# --------------------------------------------------------------------------- records as JSON lines
+
+
+def _reformatted(record: IncidentRecord) -> str:
+    """A record's JSON as another writer might give it: keys in another order, spaces, a CRLF."""
+    data = record.model_dump(mode="json")
+    return json.dumps(dict(reversed(list(data.items()))), indent=None, separators=(", ", ": ")) + "\r\n"
+
+
+def test_json_lines_parsed_by_workers_give_the_in_memory_outputs(
+    synthetic: list[IncidentRecord], tmp_path: Path
+) -> None:
+    records = synthetic[:900]
+    write_outputs(reconcile(records), tmp_path / "memory")
+    for workers in (1, 2):
+        lines = RecordLines([_reformatted(r) for r in reversed(records)])
+        counts = reconcile_to_dir(lines, tmp_path / f"lines-{workers}", workers=workers)
+        assert _files(tmp_path / f"lines-{workers}") == _files(tmp_path / "memory"), workers
+        assert counts.records == len(records)
+        assert lines.errors == []
+
+
+def test_an_invalid_line_is_reported_with_its_number_and_the_rest_reconciled(
+    synthetic: list[IncidentRecord], tmp_path: Path
+) -> None:
+    records = synthetic[:300]
+    good = [r.model_dump_json() for r in records]
+    lines = RecordLines([*good[:10], "", '{"article_id": "broken"', *good[10:20], "[1, 2]", *good[20:]])
+    counts = reconcile_to_dir(lines, tmp_path / "lines", workers=2)
+    write_outputs(reconcile(records), tmp_path / "memory")
+    assert _files(tmp_path / "lines") == _files(tmp_path / "memory")
+    assert counts.records == len(records)
+    assert [error.line for error in lines.errors] == [12, 23]  # blank line 11 is no record, no error
+    assert all(error.message for error in lines.errors)
+
+
+def test_two_records_of_one_article_are_ordered_by_their_own_json_not_the_lines(
+    synthetic: list[IncidentRecord], tmp_path: Path
+) -> None:
+    first = synthetic[0]
+    data = first.model_dump(mode="json")
+    data["what"]["event_type"]["value"] = "shooting (second extraction)"
+    twin = IncidentRecord.model_validate(data)
+    records = [first, *synthetic[1:200], twin]
+    write_outputs(reconcile(records), tmp_path / "memory")
+    # The twin's line sorts first as text, the first record's JSON first as a record.
+    lines = RecordLines([_reformatted(twin), *(r.model_dump_json() for r in records[:-1])])
+    reconcile_to_dir(lines, tmp_path / "lines", workers=1)
+    assert _files(tmp_path / "lines") == _files(tmp_path / "memory")
+
+
+def test_iterating_json_lines_gives_the_records_and_notes_the_bad_ones() -> None:
+    record_line = '{"article_id": "a1"}'
+    lines = RecordLines([record_line, "not json"])
+    with pytest.raises(Exception):  # noqa: B017 - a1 is not a complete record either
+        IncidentRecord.model_validate_json(record_line)
+    assert list(lines) == []
+    assert [error.line for error in lines.errors] == [1, 2]

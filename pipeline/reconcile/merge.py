@@ -76,7 +76,7 @@ from pipeline.reconcile.decide import (
     regroup,
     title_of,
 )
-from pipeline.reconcile.spill import RecordSpill, spilled_clusters
+from pipeline.reconcile.spill import RecordLines, RecordSpill, spilled_clusters, spilled_clusters_from_lines
 from pipeline.reconcile.stable import assign_ids
 from pipeline.store.runfolder import CONFLICTS_FILENAME, INCIDENTS_FILENAME
 from schemas.desk import Decision, StaleDecision
@@ -1112,7 +1112,11 @@ class LocalEngine:
     workers: int = 1
 
     def clusters(self, records: Iterable[IncidentRecord]) -> list[Cluster]:
-        return spilled_clusters(records, self.spill) if self.spill is not None else cluster_records(records)
+        if self.spill is None:
+            return cluster_records(records)
+        if isinstance(records, RecordLines):
+            return spilled_clusters_from_lines(records, self.spill, workers=self.workers)
+        return spilled_clusters(records, self.spill)
 
     def judge_all(
         self,
@@ -1325,7 +1329,8 @@ def reconcile_to_dir(
                     counts.verdicts[verdict] += 1
                 counts.incidents += 1
         if store is not None:
-            counts.records = len(store)
+            # Lines that were not records were spilled too, and noted in their errors.
+            counts.records = len(store) - (len(records.errors) if isinstance(records, RecordLines) else 0)
     finally:
         if store is not None:
             store.close()

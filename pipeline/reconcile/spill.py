@@ -18,13 +18,18 @@ byte for byte that of the in-memory path.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import tempfile
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from pydantic import ValidationError
 
 from pipeline.reconcile.cluster import (
     Cluster,
@@ -54,11 +59,14 @@ class RecordSpill:
 
     def add(self, record: IncidentRecord) -> int:
         """Write ``record``; its row number."""
+        return self.add_json(record.model_dump_json().encode("utf-8"))
+
+    def add_json(self, line: bytes) -> int:
+        """Write a record's JSON (one line, no line break) as given; its row number."""
         self._dirty = True
-        line = record.model_dump_json().encode("utf-8") + b"\n"
         self._offsets.append(self._end)
-        self._file.write(line)
-        self._end += len(line)
+        self._file.write(line + b"\n")
+        self._end += len(line) + 1
         return len(self._offsets) - 1
 
     def raw(self, row: int) -> bytes:
@@ -90,6 +98,132 @@ class RecordSpill:
         self.close()
 
 
+@dataclass(frozen=True)
+class LineError:
+    """A line of a ``RecordLines`` stream that is not a valid record: its number and why."""
+
+    line: int
+    message: str
+
+
+def line_error(number: int, error: ValidationError) -> LineError:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "line"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return LineError(number, f"{where}: {first['msg']}{more}")
+
+
+@dataclass
+class RecordLines(Iterable[IncidentRecord]):
+    """Records as JSON lines, not yet parsed: records.jsonl, or the run store's ``record_json``.
+
+    Iterated, it gives each record (a line that is not a valid record is noted in ``errors``
+    and skipped, never dropped silently). A spilled reconcile does better: it writes the lines to
+    its spill file as they are and parses them in worker processes
+    (``spilled_clusters_from_lines``), so the one process that must read every record only
+    copies bytes. ``lines`` is read once.
+    """
+
+    lines: Iterable[str | bytes]
+    errors: list[LineError] = field(default_factory=list)
+
+    @classmethod
+    def from_file(cls, path: Path) -> RecordLines:
+        def read() -> Iterator[bytes]:
+            with path.open("rb") as handle:
+                yield from handle
+
+        return cls(read())
+
+    def numbered(self) -> Iterator[tuple[int, bytes]]:
+        """(line number, the line's bytes without its line break), blank lines left out."""
+        for number, line in enumerate(self.lines, start=1):
+            raw = line.encode("utf-8") if isinstance(line, str) else line
+            raw = raw.strip()
+            if raw:
+                yield number, raw
+
+    def __iter__(self) -> Iterator[IncidentRecord]:
+        for number, raw in self.numbered():
+            try:
+                yield IncidentRecord.model_validate_json(raw)
+            except ValidationError as error:
+                self.errors.append(line_error(number, error))
+
+
+# Lines sent to a worker at a time: large enough that pickling and the pipe cost little per
+# record, small enough that two workers stay busy and little waits in the pipe.
+LINE_CHUNK = 512
+
+_Parsed = tuple[str, RecordFeatures] | LineError
+
+
+def _parse_lines(chunk: list[tuple[int, bytes]]) -> list[_Parsed]:
+    """Pass 1 in a worker: each line's article id and clustering features, or why it is not a record."""
+    parsed: list[_Parsed] = []
+    for number, raw in chunk:
+        try:
+            record = IncidentRecord.model_validate_json(raw)
+        except ValidationError as error:
+            parsed.append(line_error(number, error))
+            continue
+        parsed.append((record.article_id, record_features(record)))
+    return parsed
+
+
+def spilled_clusters_from_lines(lines: RecordLines, spill: RecordSpill, *, workers: int = 1) -> list[Cluster]:
+    """``spilled_clusters`` over JSON lines, parsed by ``workers`` forked processes.
+
+    The lines go to the spill file as they are (the parent never builds a record); workers send
+    back only article ids and features. Clusters, ids, members and joins are those of
+    ``spilled_clusters`` over the same records. Invalid lines end in ``lines.errors``.
+    """
+    article_ids: list[str] = []
+    features: list[RecordFeatures] = []
+    rows: list[int] = []  # the spill row of each valid line (an invalid line has a row too)
+
+    def chunks() -> Iterator[list[tuple[int, bytes]]]:
+        numbered = lines.numbered()
+        while chunk := list(islice(numbered, LINE_CHUNK)):
+            # Written here, in the one thread that feeds the pool, so spill rows follow the
+            # order the results come back in.
+            for _number, raw in chunk:
+                spill.add_json(raw)
+            yield chunk
+
+    spilled = len(spill)
+
+    def take(parsed: list[_Parsed]) -> None:
+        nonlocal spilled
+        for item in parsed:
+            row, spilled = spilled, spilled + 1
+            if isinstance(item, LineError):
+                lines.errors.append(item)
+                continue
+            rows.append(row)
+            article_ids.append(item[0])
+            features.append(item[1])
+
+    context = _fork_context() if workers > 1 else None
+    if context is None:
+        for chunk in chunks():
+            take(_parse_lines(chunk))
+    else:
+        # The pool forks before any line is read: the workers hold nothing of the input.
+        with context.Pool(workers) as pool:
+            for parsed in pool.imap(_parse_lines, chunks()):
+                take(parsed)
+    spill.flush()
+    return _clusters(spill, rows, article_ids, features, canonical=True)
+
+
+def _fork_context() -> multiprocessing.context.BaseContext | None:
+    try:
+        return multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform: parse in this process
+        return None
+
+
 def spilled_clusters(records: Iterable[IncidentRecord], spill: RecordSpill) -> list[Cluster]:
     """``cluster.cluster_records(records)``, with each cluster's records left in ``spill``.
 
@@ -106,18 +240,42 @@ def spilled_clusters(records: Iterable[IncidentRecord], spill: RecordSpill) -> l
         features.append(record_features(record))
     # Written out before any worker forks: a buffer flushed in a child would be written twice.
     spill.flush()
+    return _clusters(spill, range(len(article_ids)), article_ids, features, canonical=False)
+
+
+def _clusters(
+    spill: RecordSpill,
+    rows: Sequence[int],
+    article_ids: list[str],
+    features: list[RecordFeatures],
+    *,
+    canonical: bool,
+) -> list[Cluster]:
+    """Passes 2 and 3's plan over spilled records: ``rows[k]`` is the spill row of the record
+    with ``article_ids[k]`` and ``features[k]``. With ``canonical`` the spilled JSON is as the
+    input gave it, so ties are broken on the record's own ``model_dump_json`` instead."""
+
+    def tie_key(k: int) -> str:
+        raw = spill.raw(rows[k])
+        if canonical:
+            return IncidentRecord.model_validate_json(raw).model_dump_json()
+        return raw.decode("utf-8")
+
     # The order sort_records gives: by article id, the full JSON only between records of one
     # article (read back for those alone).
     order = sorted(range(len(article_ids)), key=article_ids.__getitem__)
-    if any(article_ids[a] == article_ids[b] for a, b in zip(order, order[1:], strict=False)):
-        order.sort(key=lambda row: (article_ids[row], spill.raw(row).decode("utf-8")))
-    sorted_ids = [article_ids[row] for row in order]
-    roots, best = link_components([features[row] for row in order])
-    del features
+    tied = {
+        article_ids[a] for a, b in zip(order, order[1:], strict=False) if article_ids[a] == article_ids[b]
+    }
+    if tied:
+        order.sort(key=lambda k: (article_ids[k], tie_key(k) if article_ids[k] in tied else ""))
+    sorted_ids = [article_ids[k] for k in order]
+    roots, best = link_components([features[k] for k in order])
+    features.clear()
     return [
         Cluster(
             cid,
-            StoredRecords(spill, [order[i] for i in indices], [sorted_ids[i] for i in indices]),
+            StoredRecords(spill, [rows[order[i]] for i in indices], [sorted_ids[i] for i in indices]),
             JoinRows(joins),
         )
         for cid, indices, joins in components(sorted_ids, roots, best)
