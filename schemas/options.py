@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MAX_ARTICLE_BYTES = 2 * 1024 * 1024
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +57,14 @@ class RunOptions:
     """With ``batch``: where the articles whose batch reply failed validation are asked again,
     ``live`` or ``batch`` (one second batch)."""
     max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
+    engine: str = "local"
+    """Who runs the extraction: ``local`` (this process, ``concurrency`` requests in flight) or
+    ``ray`` (a Ray Data actor pool, ``concurrency`` requests in flight per actor; needs the
+    ``ray`` extra and an HTTP endpoint, since Ray workers cannot share an in-process model)."""
+    ray_address: str | None = None
+    """With ``engine="ray"``: the cluster to join (``auto``, ``ray://host:10001``); None starts
+    a local Ray instance for the run. Ignored by the local engine, so an exported
+    ``TRIANGULATE_RAY_ADDRESS`` does not get in the way of a local run."""
 
     def problems(self) -> list[str]:
         """What is wrong with these options, in words that name each option; empty when usable."""
@@ -72,4 +81,15 @@ class RunOptions:
             found.append("batch_reasks must be 'live' or 'batch'")
         if self.max_article_bytes < 1:
             found.append("max_article_bytes must be at least 1")
+        if self.engine not in ENGINES:
+            found.append(f"engine must be one of {', '.join(ENGINES)}")
+        if self.engine == "ray":
+            # A provider batch is one JSONL file the provider runs; there is nothing for Ray to spread.
+            if self.batch:
+                found.append("engine ray cannot be combined with --batch (the provider runs a batch itself)")
+            if self.gguf is not None or self.embedded:
+                found.append(
+                    "engine ray needs an HTTP endpoint (--model with OPENAI_BASE_URL): Ray workers "
+                    "cannot share the embedded in-process model"
+                )
         return found
