@@ -732,6 +732,9 @@ def _run_settings(options: RunOptions, endpoint: Endpoint, concurrency: int) -> 
         if options.batch:
             settings["batch"] = True
             settings["batch_reasks"] = options.batch_reasks
+    if options.engine != "local":
+        settings["engine"] = options.engine
+        settings["ray_address"] = redact_url(options.ray_address) if options.ray_address else None
     if options.gguf is not None:
         settings["gguf"] = str(options.gguf)
     return settings
@@ -793,6 +796,13 @@ def _command(options: RunOptions, *, kind: str, articles: Any) -> int:
     _quiet_library_loggers()
     try:
         _check_limits(options)
+        if options.engine == "ray":
+            # Before the lock and the store: a run that cannot start marks nothing failed.
+            from pipeline.batch.ray_extract import refusal
+
+            refused = refusal(options, env)
+            if refused:
+                raise UsageError(refused)
         with _directory_lock(out_dir):
             return _command_locked(options, kind=kind, articles=articles, env=env, out_dir=out_dir)
     except UsageError as error:
@@ -871,7 +881,8 @@ def _execute(
     where = redact_url(endpoint.base_url)
     print(
         f"triangulate {kind}: model {redact(endpoint.model, store.secrets)} ({endpoint.provider}) at "
-        f"{where}, {concurrency} in flight, store {store.db_path}",
+        f"{where}, {concurrency} in flight{' per Ray actor' if options.engine == 'ray' else ''}, "
+        f"store {store.db_path}",
         file=sys.stderr,
     )
     preflight_s = min(float(options.timeout), PREFLIGHT_TIMEOUT_S)
@@ -898,10 +909,33 @@ def _execute(
     except BaseException:
         asyncio.run(extractor.aclose())
         raise
-    progress = Progress(quiet=options.quiet)
+    # The Ray engine's results come back a batch at a time: one line each time the count moves.
+    progress = Progress(
+        quiet=options.quiet, interval_s=0.0 if options.engine == "ray" else PROGRESS_INTERVAL_S
+    )
 
     async def go() -> BatchSummary:
         try:
+            if options.engine == "ray":
+                from pipeline.batch.ray_extract import run_ray_extract
+
+                return await run_ray_extract(
+                    articles(store),
+                    extractor,
+                    store,
+                    run_id=run_id,
+                    endpoint=endpoint,
+                    settings=extractor.settings,
+                    out_dir=out_dir,
+                    address=options.ray_address,
+                    concurrency=concurrency,
+                    rpm=options.rpm,
+                    tpm=options.tpm,
+                    refresh=options.refresh,
+                    retry_failures=kind == "retry-failed",
+                    progress=progress,
+                    stop_after_connection_failures=_breaker(options),
+                )
             if options.batch:
                 from pipeline.batch.provider_batch import run_provider_batch
 
