@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from pipeline.cli.main import main as cli_main
+from pipeline.reconcile import cluster as cluster_module
 from pipeline.reconcile import merge as merge_module
 from pipeline.reconcile import spill as spill_module
-from pipeline.reconcile.cluster import cluster_records
+from pipeline.reconcile.cluster import cluster_records, link_components, record_features, sort_records
 from pipeline.reconcile.folder import desk_state
 from pipeline.reconcile.merge import reconcile, reconcile_to_dir, write_outputs
 from pipeline.reconcile.spill import RecordLines, RecordSpill, spilled_clusters
@@ -249,3 +250,15 @@ def test_iterating_json_lines_gives_the_records_and_notes_the_bad_ones() -> None
         IncidentRecord.model_validate_json(record_line)
     assert list(lines) == []
     assert [error.line for error in lines.errors] == [1, 2]
+
+
+def test_pairs_linked_in_worker_processes_give_the_same_incidents_and_join_reasons(
+    synthetic: list[IncidentRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    features = [record_features(r) for r in sort_records(synthetic)]
+    one = link_components(features, workers=1)
+    monkeypatch.setattr(cluster_module, "PARALLEL_MIN_RECORDS", 0)
+    monkeypatch.setattr(cluster_module, "LINK_CHUNK", 97)  # many spans, unevenly cut
+    forked = link_components(features, workers=2)
+    assert forked == one
+    assert len(set(one[0])) < len(features) / 3  # records did link into incidents

@@ -19,6 +19,8 @@ clusters, their ids and the join reasons do not depend on input order.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import multiprocessing.context
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -502,6 +504,59 @@ def block_pairs(
                     yield i, j
 
 
+@dataclass
+class PairPlan:
+    """Every record's blocks, built once: what ``pairs`` reads to give a record its partners.
+    Forked worker processes inherit it and make the pairs of their own share of the records."""
+
+    features: Sequence[RecordFeatures]
+    record_blocks: list[list[tuple[Block, int | None]]]
+    has_city: list[bool]
+    vetoes: _Vetoes
+
+    @classmethod
+    def build(cls, features: Sequence[RecordFeatures]) -> PairPlan:
+        blocks: dict[BlockKey, Block] = {}
+        record_blocks: list[list[tuple[Block, int | None]]] = []
+        for index, f in enumerate(features):
+            bucket = _bucket(f.date)
+            mine: list[tuple[Block, int | None]] = []
+            for key in _blocking_keys(f):
+                block = blocks.get(key)
+                if block is None:
+                    block = blocks[key] = Block(key[0])
+                block.add(index, bucket)
+                mine.append((block, bucket))
+            record_blocks.append(mine)
+        has_city = [has_a_city(f) for f in features]
+        for block in blocks.values():
+            block.seal(has_city.__getitem__)
+        return cls(features, record_blocks, has_city, _Vetoes(features))
+
+    def pairs(self, records: Iterable[int]) -> Iterator[tuple[int, int]]:
+        """The candidate pairs (i, j), i < j, of each record i of ``records``, each once."""
+        for i in records:
+            seen: set[int] = set()
+            for block, bucket in self.record_blocks[i]:
+                for members in block.partners(i, bucket, self.has_city[i]):
+                    for j in members:
+                        if j <= i or j in seen:
+                            continue
+                        seen.add(j)
+                        if self.vetoes.allow(i, j):
+                            yield i, j
+
+    def links(self, records: Iterable[int]) -> Iterator[tuple[int, int, dict[str, float]]]:
+        """The candidate pairs of ``records`` that ``compare`` links, with what matched."""
+        features = self.features
+        for n, (i, j) in enumerate(self.pairs(records)):
+            if n % 65536 == 0:
+                trim_name_cache()
+            matched = compare(features[i], features[j])
+            if matched is not None:
+                yield i, j, matched
+
+
 def _iter_candidate_pairs(features: Sequence[RecordFeatures]) -> Iterator[tuple[int, int]]:
     """The pairs of ``_candidate_pairs``, each once, without holding them all.
 
@@ -510,33 +565,7 @@ def _iter_candidate_pairs(features: Sequence[RecordFeatures]) -> Iterator[tuple[
     its blocks give it (``Block.partners``: the same combinations of buckets, and the same size
     limits, as ``_candidate_pairs``), those with a larger index, once each.
     """
-    blocks: dict[BlockKey, Block] = {}
-    record_keys: list[list[tuple[Block, int | None]]] = []
-    for index, f in enumerate(features):
-        bucket = _bucket(f.date)
-        mine: list[tuple[Block, int | None]] = []
-        for key in _blocking_keys(f):
-            block = blocks.get(key)
-            if block is None:
-                block = blocks[key] = Block(key[0])
-            block.add(index, bucket)
-            mine.append((block, bucket))
-        record_keys.append(mine)
-    has_city = [has_a_city(f) for f in features]
-    for block in blocks.values():
-        block.seal(has_city.__getitem__)
-    vetoes = _Vetoes(features)
-
-    for i in range(len(features)):
-        seen: set[int] = set()
-        for block, bucket in record_keys[i]:
-            for members in block.partners(i, bucket, has_city[i]):
-                for j in members:
-                    if j <= i or j in seen:
-                        continue
-                    seen.add(j)
-                    if vetoes.allow(i, j):
-                        yield i, j
+    return PairPlan.build(features).pairs(range(len(features)))
 
 
 def incident_id(article_ids: Iterable[str]) -> str:
@@ -591,23 +620,53 @@ def join_links(
     return [uf.find(index) for index in range(count)], best
 
 
-def link_components(features: Sequence[RecordFeatures]) -> tuple[list[int], list[Link | None]]:
+# Records whose pairs one worker makes at a time, when linking in worker processes.
+LINK_CHUNK = 2048
+# Below this many records, starting worker processes costs more than it saves.
+PARALLEL_MIN_RECORDS = 20_000
+
+# What forked workers link: set just before the pool forks, so they inherit the blocks instead
+# of having them pickled; only a range of record indices travels, and its links come back.
+_LINKING: PairPlan | None = None
+
+
+def _links_of(span: tuple[int, int]) -> list[tuple[int, int, dict[str, float]]]:
+    assert _LINKING is not None
+    return list(_LINKING.links(range(*span)))
+
+
+def link_components(
+    features: Sequence[RecordFeatures], *, workers: int = 1
+) -> tuple[list[int], list[Link | None]]:
     """Pass 2: candidate pairs within blocks, compared, joined by union-find.
 
     Returns each record's component (the smallest index in it) and its best link. Only these
     two small lists outlive the pass: pairs are compared as they come and each record keeps
-    just its best link, which is what its join reason shows.
+    just its best link, which is what its join reason shows. With ``workers`` > 1 (and fork),
+    forked processes compare the pairs of ranges of records side by side; the parent joins
+    their links, and the result does not depend on how the records were shared out.
     """
+    global _LINKING
+    plan = PairPlan.build(features)
+    count = len(features)
+    context = _fork_context() if workers > 1 and count >= PARALLEL_MIN_RECORDS else None
+    if context is None:
+        return join_links(count, plan.links(range(count)))
+    spans = [(start, min(start + LINK_CHUNK, count)) for start in range(0, count, LINK_CHUNK)]
+    _LINKING = plan
+    try:
+        with context.Pool(workers) as pool:
+            linked = (link for links in pool.imap(_links_of, spans) for link in links)
+            return join_links(count, linked)
+    finally:
+        _LINKING = None
 
-    def links() -> Iterator[tuple[int, int, dict[str, float]]]:
-        for n, (i, j) in enumerate(_iter_candidate_pairs(features)):
-            if n % 65536 == 0:
-                trim_name_cache()
-            matched = compare(features[i], features[j])
-            if matched is not None:
-                yield i, j, matched
 
-    return join_links(len(features), links())
+def _fork_context() -> multiprocessing.context.BaseContext | None:
+    try:
+        return multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform: link in this process
+        return None
 
 
 def trim_name_cache() -> None:

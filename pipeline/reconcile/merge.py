@@ -1116,7 +1116,7 @@ class LocalEngine:
             return cluster_records(records)
         if isinstance(records, RecordLines):
             return spilled_clusters_from_lines(records, self.spill, workers=self.workers)
-        return spilled_clusters(records, self.spill)
+        return spilled_clusters(records, self.spill, workers=self.workers)
 
     def judge_all(
         self,

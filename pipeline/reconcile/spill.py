@@ -214,7 +214,7 @@ def spilled_clusters_from_lines(lines: RecordLines, spill: RecordSpill, *, worke
             for parsed in pool.imap(_parse_lines, chunks()):
                 take(parsed)
     spill.flush()
-    return _clusters(spill, rows, article_ids, features, canonical=True)
+    return _clusters(spill, rows, article_ids, features, canonical=True, workers=workers)
 
 
 def _fork_context() -> multiprocessing.context.BaseContext | None:
@@ -224,7 +224,9 @@ def _fork_context() -> multiprocessing.context.BaseContext | None:
         return None
 
 
-def spilled_clusters(records: Iterable[IncidentRecord], spill: RecordSpill) -> list[Cluster]:
+def spilled_clusters(
+    records: Iterable[IncidentRecord], spill: RecordSpill, *, workers: int = 1
+) -> list[Cluster]:
     """``cluster.cluster_records(records)``, with each cluster's records left in ``spill``.
 
     ``records`` is read once, one at a time (a generator over records.jsonl or the run store
@@ -240,7 +242,7 @@ def spilled_clusters(records: Iterable[IncidentRecord], spill: RecordSpill) -> l
         features.append(record_features(record))
     # Written out before any worker forks: a buffer flushed in a child would be written twice.
     spill.flush()
-    return _clusters(spill, range(len(article_ids)), article_ids, features, canonical=False)
+    return _clusters(spill, range(len(article_ids)), article_ids, features, canonical=False, workers=workers)
 
 
 def _clusters(
@@ -250,6 +252,7 @@ def _clusters(
     features: list[RecordFeatures],
     *,
     canonical: bool,
+    workers: int = 1,
 ) -> list[Cluster]:
     """Passes 2 and 3's plan over spilled records: ``rows[k]`` is the spill row of the record
     with ``article_ids[k]`` and ``features[k]``. With ``canonical`` the spilled JSON is as the
@@ -270,7 +273,7 @@ def _clusters(
     if tied:
         order.sort(key=lambda k: (article_ids[k], tie_key(k) if article_ids[k] in tied else ""))
     sorted_ids = [article_ids[k] for k in order]
-    roots, best = link_components([features[k] for k in order])
+    roots, best = link_components([features[k] for k in order], workers=workers)
     features.clear()
     return [
         Cluster(
