@@ -341,10 +341,33 @@ def _quiet_ray() -> None:
     context.enable_auto_log_stats = False
 
 
+_scopes = 0
+"""How many :func:`ray_scope` blocks are open: inside one, Ray stays up after the extraction."""
+
+
+@contextlib.contextmanager
+def ray_scope() -> Iterator[None]:
+    """A command's Ray lifetime: Ray started by anything in the block (the extraction, the
+    reconcile engine) stays up until the block ends, then is shut down; a Ray session this
+    process had before is left alone."""
+    global _scopes
+    import ray
+
+    had = ray.is_initialized()
+    _scopes += 1
+    try:
+        yield
+    finally:
+        _scopes -= 1
+        if not had and ray.is_initialized():
+            ray.shutdown()
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
     """Use the Ray instance this process already joined, else join ``address`` (None: start a
-    local one) for the block and leave it after. Leaving a cluster does not stop it."""
+    local one) for the block, and leave it after unless a :func:`ray_scope` keeps it. Leaving a
+    cluster does not stop it."""
     import ray
 
     if ray.is_initialized():
@@ -362,7 +385,8 @@ def ray_session(address: str | None) -> Iterator[None]:
     try:
         yield
     finally:
-        ray.shutdown()
+        if not _scopes:
+            ray.shutdown()
 
 
 def actor_count(pending: int, concurrency: int) -> int:

@@ -875,6 +875,26 @@ def _execute(
     out_dir: Path,
     extractor_class: Any,
 ) -> int:
+    if options.engine != "ray":
+        return _execute_here(options, kind, articles, store, endpoint, concurrency, out_dir, extractor_class)
+    from pipeline.batch.ray_extract import ray_scope
+
+    # One Ray session for the extraction and the reconcile (starting Ray takes seconds), started
+    # only by whichever needs it first, and shut down here if this command started it.
+    with ray_scope():
+        return _execute_here(options, kind, articles, store, endpoint, concurrency, out_dir, extractor_class)
+
+
+def _execute_here(
+    options: RunOptions,
+    kind: str,
+    articles: Any,
+    store: RunStore,
+    endpoint: Endpoint,
+    concurrency: int,
+    out_dir: Path,
+    extractor_class: Any,
+) -> int:
     # Printed lines are put together from parts that each went through pipeline.common.redact (the URL
     # through redact_url): redacting a whole line again would take the punctuation after a URL
     # for part of its query string.
@@ -1001,7 +1021,7 @@ def _execute(
         code = EXIT_NOTHING_DONE
     print(_summary_text(summary, out_dir, derived.records, derived.failures), file=sys.stderr)
     if options.reconcile and not summary.stopped:
-        code = max(code, _reconcile(store, out_dir))
+        code = max(code, _reconcile(store, out_dir, options))
     if options.db:
         code = max(code, _export_db(out_dir, options.db))
     return code
@@ -1048,7 +1068,7 @@ def _summary_text(summary: BatchSummary, out_dir: Path, n_records: int, n_failur
     return "\n".join(lines)
 
 
-def _reconcile(store: RunStore, out_dir: Path) -> int:
+def _reconcile(store: RunStore, out_dir: Path, options: RunOptions | None = None) -> int:
     from pipeline.outputs.export import write_run_store_tables
     from pipeline.reconcile.folder import reconcile_into
 
@@ -1059,7 +1079,14 @@ def _reconcile(store: RunStore, out_dir: Path) -> int:
     records = (IncidentRecord.model_validate_json(line) for line in store.iter_record_json())
     try:
         # Into the folder's desk: incidents keep their ids across runs, decisions are re-applied.
-        outcome = reconcile_into(records, out_dir)
+        if options is not None and options.engine == "ray":
+            from pipeline.reconcile.ray_engine import RayEngine
+
+            # On the Ray session the extraction opened, if it is still up (see _execute).
+            with RayEngine(options.ray_address, out_dir=out_dir) as engine:
+                outcome = reconcile_into(records, out_dir, engine=engine)
+        else:
+            outcome = reconcile_into(records, out_dir)
         # The dashboard tables live in the run store by default, so a dashboard
         # pointed at DIR/triangulate.sqlite sees every run without an export step.
         write_run_store_tables(out_dir)
