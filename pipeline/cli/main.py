@@ -30,6 +30,7 @@ EXIT_INTERRUPTED = 130
 MODEL_ENV = "TRIANGULATE_MODEL"
 CONCURRENCY_ENV = "TRIANGULATE_CONCURRENCY"
 DB_ENV = "TRIANGULATE_DB"
+RAY_ADDRESS_ENV = "TRIANGULATE_RAY_ADDRESS"
 
 # Paths are only parsed here, never checked: each command reports a missing input or run folder
 # in its own words and with its own exit code.
@@ -247,6 +248,23 @@ def cli() -> None:
     "one second batch.",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Who runs the extraction: this process (local), or a Ray Data actor pool (ray: one "
+    "actor per cluster CPU, --concurrency requests in flight per actor; needs the ray extra and "
+    "--model at an HTTP endpoint, not the embedded model).",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    envvar=RAY_ADDRESS_ENV,
+    show_envvar=True,
+    help="With --engine ray: the Ray cluster to join (auto, or ray://host:10001); "
+    "default: start a local Ray instance for the run.",
+)
+@click.option(
     "--max-article-bytes",
     type=ByteCount(),
     default=DEFAULT_MAX_ARTICLE_BYTES,
@@ -278,6 +296,7 @@ def run_command(paths: tuple[Path, ...], out: Path, no_reconcile: bool, **flags:
         triangulate run examples/tempe-traffic-stop --out out/tempe
         triangulate run articles/ feed.jsonl --out runs/march --model gpt-4.1-mini --concurrency 16
         triangulate run articles/ --out runs/march --embedded qwen2.5-coder-0.5b
+        triangulate run articles/ --out runs/march --model MODEL --engine ray --ray-address auto
     """
     from pipeline.batch.runner import EXIT_NOTHING_DONE, run
 
