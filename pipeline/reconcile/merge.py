@@ -132,10 +132,11 @@ class _RecordContext:
 
     values: ValueContext
     speakers: dict[str, str]  # attribution -> fallback speaker id, for this record
+    kinds: dict[str, ValueContext]  # field template -> the part of ``values`` its kind reads
 
 
 def _context(record: IncidentRecord) -> _RecordContext:
-    return _RecordContext(values=record_context(record), speakers={})
+    return _RecordContext(values=record_context(record), speakers={}, kinds={})
 
 
 @lru_cache(maxsize=256)
@@ -144,7 +145,10 @@ def _strategy(template: str) -> KindStrategy:
 
 
 def _normalize(template: str, text: str, ctx: _RecordContext) -> Normalized:
-    return _normalize_cached(template, text, _strategy(template).context(ctx.values))
+    kind_context = ctx.kinds.get(template)
+    if kind_context is None:
+        kind_context = ctx.kinds[template] = _strategy(template).context(ctx.values)
+    return _normalize_cached(template, text, kind_context)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -430,9 +434,10 @@ def _source_groups(cites: Sequence[_Cite]) -> list[str]:
     """The independent source of each citation: one press operation (an agency and its parents),
     one person, or copied text across articles."""
     sources = [counts_under(c.speaker) for c in cites]
-    distinct = sorted(set(sources))
-    if len(distinct) == 1:
+    distinct_set = set(sources)
+    if len(distinct_set) == 1:
         return sources
+    distinct = sorted(distinct_set)
     # Union-find over sources: copied wording joins two sources' groups.
     parent = {source: source for source in distinct}
 
@@ -464,6 +469,8 @@ def _grouped_speakers(
 ) -> dict[str, list[str]]:
     """Each independent source among ``indices`` and the speakers it groups, so every count
     can be read back as the speakers behind it ("agency:dhs": ICE and DHS)."""
+    if len(indices) == 1:  # the commonest case, without the sets and sorts
+        return {groups[indices[0]]: [cites[indices[0]].speaker]}
     grouped: dict[str, set[str]] = {}
     for i in indices:
         grouped.setdefault(groups[i], set()).add(cites[i].speaker)
@@ -568,6 +575,26 @@ def _value_dicts(
     deciding_stats: dict[str, tuple[int, int]] = {}
     norms: dict[str, Normalized] = {}
     for form, indices in by_form.items():
+        if len(indices) == 1:  # one citation: what the general case gives, without its bookkeeping
+            i = indices[0]
+            cite, group = cites[i], groups[i]
+            norms[form] = cite.norm
+            if cite.decides:
+                deciding_stats[form] = (1, 1)
+            values.append(
+                {
+                    "value": cite.value,
+                    "form": form,
+                    "article_ids": [cite.article_id],
+                    "speakers": [cite.speaker],
+                    "n_articles": 1,
+                    "n_independent_sources": 1,
+                    "sources": {group: [cite.speaker]},
+                    "decides": cite.decides,
+                    "citations": [_citation(cite, group)],
+                }
+            )
+            continue
         form_cites = [cites[i] for i in indices]
         norms[form] = form_cites[0].norm
         # Cites arrive in record order (records sorted by article id, list
