@@ -52,10 +52,11 @@ class RunOptions:
     """Also write the dashboard tables to this database URL."""
     quiet: bool = False
     batch: bool = False
-    """Send the requests through the provider's Batch API instead of live (``run`` only)."""
+    """Send the requests through the provider's Batch API instead of live (``run``, and
+    ``retry-failed`` for the failed articles)."""
     batch_reasks: str = "live"
     """With ``batch``: where the articles whose batch reply failed validation are asked again,
-    ``live`` or ``batch`` (one second batch)."""
+    ``live`` or ``batch`` (a second round of batches)."""
     max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
     engine: str = "local"
     """Who runs the extraction: ``local`` (this process, ``concurrency`` requests in flight) or

@@ -729,9 +729,9 @@ def _run_settings(options: RunOptions, endpoint: Endpoint, concurrency: int) -> 
         settings["refresh"] = options.refresh
         settings["reconcile"] = options.reconcile
         settings["db"] = redact(options.db) if options.db else None
-        if options.batch:
-            settings["batch"] = True
-            settings["batch_reasks"] = options.batch_reasks
+    if options.batch:
+        settings["batch"] = True
+        settings["batch_reasks"] = options.batch_reasks
     if options.engine != "local":
         settings["engine"] = options.engine
         settings["ray_address"] = redact_url(options.ray_address) if options.ray_address else None
@@ -778,7 +778,8 @@ def run(options: RunOptions) -> int:
 
 
 def retry_failed(options: RunOptions) -> int:
-    """``triangulate retry-failed DIR``: extract again only the articles whose outcome is a failure."""
+    """``triangulate retry-failed DIR``: extract again only the articles whose outcome is a failure
+    (live, or through the provider's Batch API with ``options.batch``)."""
     store_path = RunFolder(Path(options.out)).store
     if not store_path.is_file():
         print(
@@ -968,6 +969,7 @@ def _execute_here(
                     progress=progress,
                     reasks=options.batch_reasks,
                     concurrency=concurrency,
+                    retry_failures=kind == "retry-failed",
                 )
             return await run_batch(
                 articles(store),
