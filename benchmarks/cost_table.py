@@ -89,21 +89,27 @@ def from_cassettes(folder: Path = CASSETTES) -> list[ArticleTokens]:
 
 
 def from_store(folder: Path) -> list[ArticleTokens]:
-    """One row per article of a finished run, from its logged requests (the ``attempts``
-    table: every ask, re-ask and transport retry, with the usage the server returned), so a
-    failed article is counted too: it was paid for."""
+    """One row per article of a finished run: the tokens over all attempts of its latest
+    extraction (asks, re-asks and chunks), or of its failure row, since a failed article was paid
+    for too. Runs that asked an article again (``--refresh``) are not added up."""
     db = folder / "triangulate.sqlite"
     if not db.exists():
         raise SystemExit(f"error: no run store at {db}")
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return [
-            ArticleTokens(str(article), 0, int(requests), int(prompt or 0), int(completion or 0))
-            for article, requests, prompt, completion in con.execute(
-                "SELECT article_id, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens)"
-                " FROM attempts GROUP BY article_id"
+        latest: dict[str, ArticleTokens] = {}
+        for article, attempts, prompt, completion in con.execute(
+            "SELECT article_id, attempts, prompt_tokens, completion_tokens FROM extractions ORDER BY created"
+        ):
+            latest[str(article)] = ArticleTokens(str(article), 0, int(attempts), int(prompt), int(completion))
+        for article, attempts, prompt, completion in con.execute(
+            "SELECT article_id, attempts, prompt_tokens, completion_tokens FROM failures"
+            " WHERE article_id IS NOT NULL"
+        ):
+            latest.setdefault(
+                str(article), ArticleTokens(str(article), 0, int(attempts), int(prompt), int(completion))
             )
-        ]
+        return list(latest.values())
     finally:
         con.close()
 
