@@ -402,3 +402,37 @@ def test_the_embedded_model_and_batch_are_refused_with_the_ray_engine(
     assert main(argv) == EXIT_NOTHING_DONE
     assert "error: --engine ray cannot be combined with --batch" in capsys.readouterr().err
     assert RunOptions(out=out, engine="spark").problems() == ["engine must be one of local, ray"]
+
+
+def test_an_outcome_the_store_cannot_take_becomes_a_bookkeeping_failure_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.batch.ray_extract import _Driver
+    from pipeline.batch.runner import BatchSummary, Progress
+    from schemas import Article, ExtractionResult, FailureRow
+
+    items = [Article.from_text(invented_story(n), source_path=f"in/{n}.txt") for n in range(2)]
+    with RunStore(tmp_path / "out", secrets=[API_KEY]) as store:
+        run_id = store.start_run("run", model=MODEL, provider="x")
+        for seq, article in enumerate(items, start=1):
+            store.register_article(article, run_id=run_id, seq=seq, key=None)
+        real_save = store.save_outcome
+
+        def save_outcome(article: Article, result: ExtractionResult, **kwargs: Any) -> None:
+            if article.id == items[0].id:
+                raise ValueError(f"cannot encode this with {API_KEY}")
+            real_save(article, result, **kwargs)
+
+        monkeypatch.setattr(store, "save_outcome", save_outcome)
+        summary = BatchSummary(run_id=run_id, model=MODEL, provider="x")
+        driver = _Driver(store, run_id=run_id, summary=summary, progress=Progress(quiet=True), breaker=5)
+        for article in items:
+            failure = FailureRow(article_id=article.id, reason="validation", detail="stub")
+            result = ExtractionResult(article_id=article.id, failure=failure)
+            row = {"article_id": article.id, "key": "k", "article": article.model_dump_json()}
+            assert driver.save({**row, "result": result.model_dump_json(), "stop": ""}) is None
+        failures = {row.article_id: row for row in store.iter_failures(run_id)}
+    assert failures[items[0].id].reason == "bookkeeping"
+    assert API_KEY not in (failures[items[0].id].last_error or "")
+    assert failures[items[1].id].reason == "validation"
+    assert summary.articles == 2 and summary.reason_counts == {"bookkeeping": 1, "validation": 1}

@@ -295,6 +295,33 @@ class _Driver:
             self.progress.update(summary, advanced=done)
         return pending
 
+    def _bookkeeping_failure(self, article: Article, error: Exception, *, key: str) -> None:
+        """Saving ``article``'s outcome raised (not a store failure): the article fails with reason
+        ``bookkeeping``, as in a live run, and the run goes on."""
+        log.debug("recording %s failed", article.id, exc_info=True)
+        failure = FailureRow(
+            article_id=article.id,
+            source_path=article.source_path,
+            reason="bookkeeping",
+            detail=f"triangulate could not record this article in the run store ({type(error).__name__}); "
+            "the other articles are not affected",
+            last_error=redact(f"{type(error).__name__}: {error}", self.store.secrets),
+        )
+        try:
+            self.store.record_article_failure(article, failure, run_id=self.run_id, seq=None, key=key)
+            self.summary.saved += 1
+        except StoreError:
+            raise
+        except Exception as again:  # noqa: BLE001 - reported, and the run goes on
+            log.error(
+                "could not record the failure of %s either: %s",
+                redact(article.source_path or article.id, self.store.secrets),
+                redact(f"{type(again).__name__}: {again}", self.store.secrets),
+            )
+        self.summary.articles += 1
+        self.summary.failures += 1
+        self._count_failure("bookkeeping")
+
     def save(self, row: dict[str, str]) -> str | None:
         """Save one worker result; returns why the run must stop, if it must."""
         if row["stop"]:
@@ -308,7 +335,13 @@ class _Driver:
         summary.extracted += 1
         summary.requests += len(result.attempts)
         summary.usage = summary.usage + result.usage
-        self.store.save_outcome(article, result, key=row["key"], run_id=self.run_id)
+        try:
+            self.store.save_outcome(article, result, key=row["key"], run_id=self.run_id)
+        except StoreError:
+            raise
+        except Exception as error:  # noqa: BLE001 - one article's bookkeeping must not sink the run
+            self._bookkeeping_failure(article, error, key=row["key"])
+            return None
         summary.saved += 1
         summary.articles += 1
         if result.record is not None:
