@@ -32,22 +32,42 @@ from schemas.incident import FLAGGED_VERDICTS, Scalar
 
 
 def reconcile_command(
-    records_path: Path, out_dir: Path, *, wait: float = 0, article_dirs: Sequence[Path] = ()
+    records_path: Path,
+    out_dir: Path,
+    *,
+    wait: float = 0,
+    article_dirs: Sequence[Path] = (),
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> int:
     """``triangulate reconcile RECORDS.jsonl --out DIR``: 0 done, 1 some lines invalid (the rest
-    reconciled), 2 nothing done (no such file, not UTF-8, or ``DIR`` in use by another command)."""
+    reconciled), 2 nothing done (no such file, not UTF-8, ``DIR`` in use by another command, or
+    ``--engine ray`` without Ray installed).
+
+    ``engine="ray"`` clusters and judges on a Ray cluster (``pipeline.reconcile.ray_engine``):
+    one started here, or the one at ``ray_address``."""
     if not records_path.is_file():
         print(f"error: {records_path}: no such file", file=sys.stderr)
         return 2
+    if engine == "ray":
+        from pipeline.reconcile.ray_engine import RAY_MISSING, RayMissing, require_ray
+
+        try:
+            require_ray()
+        except RayMissing:
+            print(f"error: {RAY_MISSING}", file=sys.stderr)
+            return 2
     try:
         with run_folder_lock(out_dir, command="reconcile", wait=wait):
-            return _reconcile_locked(records_path, out_dir, article_dirs)
+            return _reconcile_locked(records_path, out_dir, article_dirs, engine, ray_address)
     except RunFolderBusy as busy:
         print(f"error: {busy}; wait for it or use another --out", file=sys.stderr)
         return 2
 
 
-def _reconcile_locked(records_path: Path, out_dir: Path, article_dirs: Sequence[Path]) -> int:
+def _reconcile_locked(
+    records_path: Path, out_dir: Path, article_dirs: Sequence[Path], engine: str, ray_address: str | None
+) -> int:
     try:
         records, errors = load_records(records_path)
     except UnicodeDecodeError as exc:
@@ -72,7 +92,15 @@ def _reconcile_locked(records_path: Path, out_dir: Path, article_dirs: Sequence[
             for record in records:
                 out.write(record.model_dump_json() + "\n")
         wrote.append(folder.records)
-    outcome = reconcile_into(records, out_dir)
+    if engine == "ray":
+        from pipeline.reconcile.ray_engine import CONFLICTS_PARQUET, INCIDENTS_PARQUET, RayEngine
+
+        # Started after the records are read and checked, so a bad input costs no cluster start.
+        with RayEngine(ray_address, out_dir=out_dir) as on_ray:
+            outcome = reconcile_into(records, out_dir, engine=on_ray)
+        wrote += [out_dir / INCIDENTS_PARQUET, out_dir / CONFLICTS_PARQUET]
+    else:
+        outcome = reconcile_into(records, out_dir)
     print(summary(outcome.counts))
     print(outcome.summary())
     print("wrote " + ", ".join(str(path) for path in wrote))

@@ -311,11 +311,9 @@ def _clear_judge_caches() -> None:
     merge.counts_under.cache_clear()
 
 
-# One planned incident: its index, id, records (locations in the work folder, or the records
-# themselves when a reviewer's merge or split rebuilt it), article ids, joins, decisions, aliases.
-_Planned = tuple[
-    int, str, list[_Location] | list[IncidentRecord], list[str], Sequence[Any], list[Decision], list[str]
-]
+# One planned incident: its index, id, records (locations in the work folder, or the records'
+# JSON when a reviewer's merge or split rebuilt it), article ids, joins, decisions, aliases.
+_Planned = tuple[int, str, list[_Location] | list[str], list[str], Sequence[Any], list[Decision], list[str]]
 
 
 def _judge_chunk(
@@ -337,10 +335,10 @@ def _judge_chunk(
             with open(os.path.join(work, _plan_name(int(chunk))), "rb") as handle:
                 planned: list[_Planned] = pickle.load(handle)
             for index, cluster_id, held, article_ids, joins, mine, aliases in planned:
-                if held and not isinstance(held[0], IncidentRecord):
-                    records: Sequence[IncidentRecord] = _read_located(work, held)
+                if held and isinstance(held[0], str):
+                    records = [IncidentRecord.model_validate_json(line) for line in held]
                 else:
-                    records = held  # type: ignore[assignment]
+                    records = _read_located(work, held)  # type: ignore[arg-type]
                 assert [r.article_id for r in records] == article_ids
                 cluster = Cluster(cluster_id, tuple(records), joins)
                 indices.append(index)
@@ -698,11 +696,14 @@ class RayEngine:
         chunks = 0
         for index, (cluster, decisions, alias) in enumerate(zip(clusters, mine, aliases, strict=True)):
             records = cluster.records
-            held: list[_Location] | list[IncidentRecord]
+            held: list[_Location] | list[str]
             if isinstance(records, StoredRecords) and records.source is work:
                 held = [work.location(position) for position in records.rows]
-            else:  # rebuilt by a reviewer's merge or split: the records themselves
-                held = list(records)
+            else:
+                # Rebuilt by a reviewer's merge or split: the records themselves, as JSON (a record
+                # comes back from it unchanged, as from the spill; pickle cannot name the classes
+                # of generic models such as Cited[str]).
+                held = [record.model_dump_json() for record in records]
             joins = cluster.joins if isinstance(cluster.joins, JoinRows) else list(cluster.joins)
             chunk.append((index, cluster.id, held, cluster.article_ids, joins, decisions, alias))
             if len(chunk) == PLAN_CHUNK or index + 1 == len(clusters):
