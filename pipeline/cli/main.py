@@ -348,25 +348,53 @@ articles_option = click.option(
     help="Wait this long for a DIR another command is using (default: do not wait).",
 )
 @articles_option
-def reconcile_cli(records: Path, out: Path, wait: float, article_dirs: tuple[Path, ...]) -> int:
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Who clusters and judges: this process (local), or Ray Data on a Ray cluster (ray; "
+    "needs the ray extra). Both write the same incidents.jsonl and conflicts.jsonl; ray also "
+    "writes incidents.parquet and conflicts.parquet.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    envvar=RAY_ADDRESS_ENV,
+    show_envvar=True,
+    help="With --engine ray: the Ray cluster to use (auto, or ray://host:10001); default: start "
+    "one on this machine for the command.",
+)
+def reconcile_cli(
+    records: Path,
+    out: Path,
+    wait: float,
+    article_dirs: tuple[Path, ...],
+    engine: str,
+    ray_address: str | None,
+) -> int:
     """Group records that describe the same incident, merge each group into one incident record
     and flag every field the sources disagree on.
 
     Records without grounding (imported or hand-written) are first grounded against their
     articles wherever the texts can be found; values whose article is found nowhere are shown
     as not checked. Writes incidents.jsonl and conflicts.jsonl in DIR and, when DIR has no run
-    store, records.jsonl, so that `report` and `export` accept DIR. Exit codes: 0 done, 1 some
-    lines were invalid (the rest reconciled), 2 nothing done.
+    store, records.jsonl, so that `report` and `export` accept DIR. With --engine ray the
+    clustering and judging run on a Ray cluster (docs/scale.md, "Ray"); the files are the same.
+    Exit codes: 0 done, 1 some lines were invalid (the rest reconciled), 2 nothing done.
 
     Examples:
 
     \b
         triangulate reconcile examples/tempe-traffic-stop/gold_records.jsonl --out out/gold
         triangulate reconcile imported.jsonl --articles articles/ --out out/imported
+        triangulate reconcile big/records.jsonl --out out/big --engine ray --ray-address auto
     """
     from pipeline.cli.commands import reconcile_command
 
-    return reconcile_command(records, out, wait=wait, article_dirs=article_dirs)
+    return reconcile_command(
+        records, out, wait=wait, article_dirs=article_dirs, engine=engine, ray_address=ray_address
+    )
 
 
 @cli.command("eval", short_help="Score records against gold annotations.")
