@@ -81,6 +81,7 @@ def batch_run(
     lines: list[str] | None = None,
     caps: BatchCaps | None = None,
     api: type[BatchAPI] = BatchAPI,
+    retry_failures: bool = False,
 ) -> tuple[RunStore, Any]:
     """One ``run --batch`` through the driver (its files and batches through an ``api``, default
     the real one); returns the open store and the summary."""
@@ -102,6 +103,7 @@ def batch_run(
                 sleep=no_sleep,
                 say=(lines.append if lines is not None else lambda _: None),
                 caps=caps,
+                retry_failures=retry_failures,
             )
         finally:
             await extractor.aclose()
@@ -579,6 +581,25 @@ def test_a_run_stopped_after_the_upload_finds_its_batch_instead_of_creating_one(
     assert batch.batch_id == "batch-stub0002"
 
 
+def test_a_retry_of_failed_articles_leaves_the_open_batch_of_the_runs_pending_articles_open(
+    tmp_path: Path,
+) -> None:
+    """``retry-failed --batch`` reads only the failed articles: a batch that answers none of them
+    may be what a stopped run's pending articles wait for, so it is neither polled nor closed, and
+    the next run resumes it without a second submission."""
+    items = articles(2)
+    with BatchStub() as stub:
+        submit_and_stop(stub, tmp_path / "out", items)
+        polls = stub.batches["batch-stub0002"].polls
+        store, _ = batch_run(stub, tmp_path / "out", [], retry_failures=True)
+        (batch,) = store.provider_batches()
+        assert batch.ingested_at is None and stub.batches["batch-stub0002"].polls == polls
+        store.close()
+        store, summary = batch_run(stub, tmp_path / "out", items)
+        assert stub.creations == 1
+    assert summary.records == 2
+
+
 @pytest.mark.slow  # a whole batch round against the stub; .ci/run runs the slow tests
 def test_a_resumed_run_with_other_settings_does_not_take_the_old_batch_replies(tmp_path: Path) -> None:
     """Changing max_tokens changes the cache key: the open batch answers requests that this run
@@ -711,6 +732,47 @@ def test_triangulate_run_batch_writes_the_records_and_notes_batch_in_the_run_set
     with RunStore(out) as store:
         settings = json.loads(store.runs()[-1]["settings"])
     assert settings["batch"] is True and settings["batch_reasks"] == "live"
+
+
+def test_retry_failed_batch_asks_the_expired_articles_again_in_a_new_batch_and_replaces_their_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run --batch`` whose batch expires leaves batch-expired failure rows; ``retry-failed
+    --batch`` asks exactly those articles in a second batch (nothing live), and then every article
+    has its record: the two runs' records add up to the inputs and no failure row is left."""
+    from pipeline.batch.runner import EXIT_OK, EXIT_PARTIAL, retry_failed, run
+    from schemas.options import RunOptions
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"{i:03d}.txt").write_text(story(i), encoding="utf-8")
+    with BatchStub(mode=BatchMode(outcome_by_batch=("expired",))) as stub:
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+        monkeypatch.setenv("TRIANGULATE_BATCH_POLL_S", "0")
+        first = RunOptions(out=out, paths=(folder,), model=MODEL, batch=True, reconcile=False, quiet=True)
+        assert run(first) == EXIT_PARTIAL
+        with RunStore(out) as store:
+            failed = {row.article_id: row.reason for row in store.iter_failures()}
+            recorded = {record.article_id for record in store.records()}
+        assert set(failed.values()) == {"batch-expired"} and len(failed) == 2 and len(recorded) == 2
+
+        again = RunOptions(out=out, model=MODEL, batch=True, reconcile=False, quiet=True)
+        assert retry_failed(again) == EXIT_OK
+        assert stub.creations == 2 and stub.live_requests == []
+        with RunStore(out) as store:
+            (retried,) = asked_per_batch(stub, store)[1:]
+    assert retried == set(failed)  # only the failed articles, none of the records
+    with RunStore(out) as store:
+        assert store.outcome_counts() == {"record": 4, "failure": 0, "pending": 0, "input_failure": 0}
+        assert list(store.iter_failures()) == []
+        assert {record.article_id for record in store.records()} == recorded | set(failed)
+        (_, retry_run) = store.runs()
+        assert retry_run["kind"] == "retry-failed" and json.loads(retry_run["settings"])["batch"] is True
+        assert [batch.run_id for batch in store.provider_batches()][1] == retry_run["run_id"]
+    assert len((out / "records.jsonl").read_text(encoding="utf-8").splitlines()) == 4
+    assert (out / "failures.jsonl").read_text(encoding="utf-8").strip() == ""
 
 
 def test_batch_reasks_accepts_only_live_or_batch() -> None:
