@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli.main import main as cli_main
 from pipeline.reconcile.folder import NotUtf8, staged_records
 from schemas import IncidentRecord
 from schemas.fields import iter_cited
@@ -83,3 +84,27 @@ def test_records_are_read_from_a_file_not_held(tmp_path: Path) -> None:
         first = next(iter(staged.lines))
         assert isinstance(first, IncidentRecord)
         assert not isinstance(staged.lines.lines, list)
+
+
+def test_the_reconcile_command_refuses_a_file_that_is_not_utf8_and_names_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "latin1.jsonl"
+    source.write_bytes(json.dumps(gold()[0]).encode("utf-8") + b"\n" + b'{"summary": "caf\xe9"}\n')
+    code = cli_main(["reconcile", str(source), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert f"error: {source}: not UTF-8 text (invalid continuation byte at line 2)" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "incidents.jsonl").exists()
+
+
+def test_the_reconcile_command_reports_bad_lines_and_reconciles_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [json.dumps(r) for r in gold()]
+    source = write(tmp_path / "in.jsonl", [*lines[:2], '{"article_id": "x"}', *lines[2:]])
+    code = cli_main(["reconcile", str(source), "--out", str(tmp_path / "out"), "--articles", str(EXAMPLE)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert f"error: {source}:3: invalid record:" in captured.err
+    assert f"reconciled {len(lines)} record(s) into 1 incident(s)" in captured.out
+    assert len(article_ids(tmp_path / "out" / "records.jsonl")) == len(lines)

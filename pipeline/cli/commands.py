@@ -11,16 +11,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.common.atomic import replaced_together
 from pipeline.outputs.evaluate import format_report, load_gold, score_records
 from pipeline.outputs.evaluate import load_records as load_eval_records
 from pipeline.outputs.export import _export_to_db, write_files, write_run_store_tables
 from pipeline.outputs.report import write_report
 from pipeline.outputs.rundata import ExportError, decision_states, load_run
 from pipeline.outputs.show import show_article
-from pipeline.reconcile.folder import reconcile_into
+from pipeline.reconcile.folder import NotUtf8, reconcile_into, staged_records
 from pipeline.reconcile.given import find_articles, ground_given, needs_grounding
-from pipeline.reconcile.merge import load_records, summary
+from pipeline.reconcile.merge import summary
 from pipeline.review.desk import NothingToReconcile, record_decision
 from pipeline.store.desk import Desk, now
 from pipeline.store.runfolder import RunFolder
@@ -68,39 +67,34 @@ def reconcile_command(
 def _reconcile_locked(
     records_path: Path, out_dir: Path, article_dirs: Sequence[Path], engine: str, ray_address: str | None
 ) -> int:
+    # Read line by line: the records wait in a file in DIR, never all in memory, and are
+    # reconciled from there in bounded memory (pipeline.reconcile.folder.staged_records).
     try:
-        records, errors = load_records(records_path)
-    except UnicodeDecodeError as exc:
-        print(f"error: {records_path}: not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
-        return 2
-    for error in errors:
-        print(f"error: {records_path}:{error.line}: invalid record: {error.message}", file=sys.stderr)
-    records = _ground_given(records, records_path, out_dir, article_dirs)
-    folder = RunFolder(out_dir)
-    wrote = [folder.incidents, folder.conflicts]
-    if folder.kind != "run" and not _same_file(records_path, folder.records):
-        # A folder that grows: the records already in DIR stay, and an article read again
-        # replaces its earlier record rather than adding a second one.
-        if folder.has_records():
-            earlier = {record.article_id: record for record in folder.read_records()}
-            new = sum(1 for record in records if record.article_id not in earlier)
-            print(f"adding {new} new record(s) to the {len(earlier)} already in {out_dir}", file=sys.stderr)
-            records = list({**earlier, **{record.article_id: record for record in records}}.values())
-        # Make DIR a run folder that `report` and `export` accept: they read the records from
-        # records.jsonl when there is no run (a run folder's records come from its store).
-        with replaced_together() as files, files.open_text(folder.records) as out:
-            for record in records:
-                out.write(record.model_dump_json() + "\n")
-        wrote.append(folder.records)
-    if engine == "ray":
-        from pipeline.reconcile.ray_engine import CONFLICTS_PARQUET, INCIDENTS_PARQUET, RayEngine
+        with staged_records(records_path, out_dir, article_dirs=article_dirs) as staged:
+            for error in staged.errors:
+                print(f"error: {records_path}:{error.line}: invalid record: {error.message}", file=sys.stderr)
+            if staged.grounding is not None:
+                print(staged.grounding.summary(), file=sys.stderr)
+            if staged.earlier is not None:
+                print(
+                    f"adding {staged.added} new record(s) to the {staged.earlier} already in {out_dir}",
+                    file=sys.stderr,
+                )
+            folder = RunFolder(out_dir)
+            wrote = [folder.incidents, folder.conflicts] + ([folder.records] if staged.wrote_records else [])
+            if engine == "ray":
+                from pipeline.reconcile.ray_engine import CONFLICTS_PARQUET, INCIDENTS_PARQUET, RayEngine
 
-        # Started after the records are read and checked, so a bad input costs no cluster start.
-        with RayEngine(ray_address, out_dir=out_dir) as on_ray:
-            outcome = reconcile_into(records, out_dir, engine=on_ray)
-        wrote += [out_dir / INCIDENTS_PARQUET, out_dir / CONFLICTS_PARQUET]
-    else:
-        outcome = reconcile_into(records, out_dir)
+                # Started after the records are read and checked, so a bad input costs no cluster start.
+                with RayEngine(ray_address, out_dir=out_dir) as on_ray:
+                    outcome = reconcile_into(staged.lines, out_dir, engine=on_ray)
+                wrote += [out_dir / INCIDENTS_PARQUET, out_dir / CONFLICTS_PARQUET]
+            else:
+                outcome = reconcile_into(staged.lines, out_dir)
+            errors = staged.errors
+    except NotUtf8 as error:
+        print(f"error: {records_path}: {error}", file=sys.stderr)
+        return 2
     print(summary(outcome.counts))
     print(outcome.summary())
     print("wrote " + ", ".join(str(path) for path in wrote))
@@ -120,13 +114,6 @@ def _ground_given(
     grounded, outcome = ground_given(records, articles)
     print(outcome.summary(), file=sys.stderr)
     return grounded
-
-
-def _same_file(first: Path, second: Path) -> bool:
-    try:
-        return first.resolve() == second.resolve()
-    except OSError:
-        return False
 
 
 def export_command(

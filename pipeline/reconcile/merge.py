@@ -1341,7 +1341,12 @@ def reconcile_to_dir(
     # In out_dir, not /tmp: the spill is as large as the input, and /tmp may be a small tmpfs.
     store = RecordSpill(out_dir) if spill else None
     try:
-        counts = RunCounts(records=len(records) if isinstance(records, Sequence) else 0)
+        counts = RunCounts()
+        spilled_lines = store is not None and isinstance(records, RecordLines)
+        if isinstance(records, Sequence):
+            counts.records = len(records)
+        elif not spilled_lines:
+            records = _counted(records, counts)
         with (
             replaced_together() as files,
             files.open_text(out_dir / INCIDENTS_FILENAME) as inc_out,
@@ -1355,13 +1360,21 @@ def reconcile_to_dir(
                     con_out.write(line + "\n")
                     counts.verdicts[verdict] += 1
                 counts.incidents += 1
-        if store is not None:
+        if spilled_lines:
+            assert isinstance(records, RecordLines) and store is not None
             # Lines that were not records were spilled too, and noted in their errors.
-            counts.records = len(store) - (len(records.errors) if isinstance(records, RecordLines) else 0)
+            counts.records = len(store) - len(records.errors)
     finally:
         if store is not None:
             store.close()
     return counts
+
+
+def _counted(records: Iterable[IncidentRecord], counts: RunCounts) -> Iterator[IncidentRecord]:
+    """``records``, counted into ``counts.records`` as an engine reads them."""
+    for record in records:
+        counts.records += 1
+        yield record
 
 
 @dataclass(frozen=True)
