@@ -69,7 +69,7 @@ from pipeline.extract.ratelimit import RateLimiter
 from pipeline.store.runfolder import RunFolder
 from pipeline.store.runlock import lock_refusing_with
 from pipeline.store.runstore import RunStore, StoreError, cache_key, storage_cause
-from schemas import Article, ExtractionResult, FailureRow, IncidentRecord, Usage
+from schemas import Article, ExtractionResult, FailureRow, Usage
 from schemas.options import RunOptions
 
 if TYPE_CHECKING:
@@ -1073,12 +1073,14 @@ def _summary_text(summary: BatchSummary, out_dir: Path, n_records: int, n_failur
 def _reconcile(store: RunStore, out_dir: Path, options: RunOptions | None = None) -> int:
     from pipeline.outputs.export import write_run_store_tables
     from pipeline.reconcile.folder import reconcile_into
+    from pipeline.reconcile.spill import RecordLines
 
     if not store.outcome_counts().get("record", 0):
         return EXIT_OK
-    # A stream, not a list: the reconciler spills it to disk and holds only each record's
-    # clustering features, so a run of any size reconciles in bounded memory.
-    records = (IncidentRecord.model_validate_json(line) for line in store.iter_record_json())
+    # JSON lines, not a list of records: the reconciler spills them to disk as they are, parses
+    # them in worker processes and holds only each record's clustering features, so a run of
+    # any size reconciles in bounded memory.
+    records = RecordLines(store.iter_record_json())
     try:
         # Into the folder's desk: incidents keep their ids across runs, decisions are re-applied.
         if options is not None and options.engine == "ray":

@@ -18,13 +18,16 @@ byte for byte that of the in-memory path.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import tempfile
 from array import array
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -185,8 +188,7 @@ def spilled_clusters_from_lines(lines: RecordLines, spill: RecordSpill, *, worke
     def chunks() -> Iterator[list[tuple[int, bytes]]]:
         numbered = lines.numbered()
         while chunk := list(islice(numbered, LINE_CHUNK)):
-            # Written here, in the one thread that feeds the pool, so spill rows follow the
-            # order the results come back in.
+            # Spill rows follow the order of the chunks, which is the order results are taken in.
             for _number, raw in chunk:
                 spill.add_json(raw)
             yield chunk
@@ -204,15 +206,27 @@ def spilled_clusters_from_lines(lines: RecordLines, spill: RecordSpill, *, worke
             article_ids.append(item[0])
             features.append(item[1])
 
-    context = _fork_context() if workers > 1 else None
+    pieces = chunks()
+    first = next(pieces, [])
+    # One chunk is the whole input: parsing it here costs less than starting workers.
+    context = _fork_context() if workers > 1 and len(first) == LINE_CHUNK else None
     if context is None:
-        for chunk in chunks():
+        take(_parse_lines(first))
+        for chunk in pieces:
             take(_parse_lines(chunk))
     else:
-        # The pool forks before any line is read: the workers hold nothing of the input.
+        # The workers fork after the first chunk is read, so they hold next to nothing of the
+        # input. Lines are read in this thread (a SQLite cursor may only be read where it was
+        # made), and a few chunks at a time are in flight: memory holds a few chunks, never
+        # the input.
+        in_flight: deque[AsyncResult[list[_Parsed]]] = deque()
         with context.Pool(workers) as pool:
-            for parsed in pool.imap(_parse_lines, chunks()):
-                take(parsed)
+            for chunk in itertools.chain([first], pieces):
+                in_flight.append(pool.apply_async(_parse_lines, (chunk,)))
+                if len(in_flight) > 2 * workers:
+                    take(in_flight.popleft().get())
+            while in_flight:
+                take(in_flight.popleft().get())
     spill.flush()
     return _clusters(spill, rows, article_ids, features, canonical=True, workers=workers)
 
