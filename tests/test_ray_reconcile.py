@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def test_the_parquet_files_hold_the_jsonl_rows(ten_thousand: tuple[Path, Path]) 
 
 
 def test_reviewers_decisions_and_stable_ids_are_the_same_on_ray(
-    engine: RayEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    engine: RayEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records = list(_records(400, seed=5))
     first, later = tmp_path / "first.jsonl", tmp_path / "later.jsonl"
@@ -138,6 +139,9 @@ def test_reviewers_decisions_and_stable_ids_are_the_same_on_ray(
     flagged = next(i for i in incidents if any(f["verdict"] == "contradiction" for f in i["fields"]))
     path = next(f["path"] for f in flagged["fields"] if f["verdict"] == "contradiction")
     merged, into = [i["id"] for i in incidents if i["id"] != flagged["id"]][:2]
+    # Each folder's decisions made at the same second: the time is written with them.
+    decided_at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    monkeypatch.setattr("pipeline.cli.commands.now", lambda: decided_at)
     for folder in folders.values():
         settle = ["--incident", flagged["id"], "--field", path, "--value", "settled", "--by", "t"]
         assert cli_main(["decide", str(folder), *settle]) == 0
