@@ -179,6 +179,30 @@ def batch_options(command: Decorated) -> Decorated:
     return command
 
 
+def provider_batch_options(command: Decorated) -> Decorated:
+    """``--batch`` and ``--batch-reasks``, declared once for ``run`` and ``retry-failed``."""
+    options = [
+        click.option(
+            "--batch",
+            is_flag=True,
+            help="Send the requests through the provider's Batch API (JSONL files split at the "
+            "provider's caps; cheaper, slower) instead of live; a killed command resumes by polling "
+            "the same batches.",
+        ),
+        click.option(
+            "--batch-reasks",
+            type=click.Choice(["live", "batch"]),
+            default="live",
+            show_default=True,
+            help="With --batch: ask again the articles whose batch reply failed validation, live or "
+            "in a second round of batches.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _flag_problems(options: RunOptions) -> bool:
     """Print each problem with the options as the flag that caused it; True when there were some.
 
@@ -233,20 +257,7 @@ def cli() -> None:
     help="Also write the dashboard tables to this database (postgresql://...).",
 )
 @click.option("--no-reconcile", is_flag=True, help="Skip the reconcile step.")
-@click.option(
-    "--batch",
-    is_flag=True,
-    help="Send the requests through the provider's Batch API (one JSONL file, cheaper, slower) "
-    "instead of live; a killed run resumes by polling the same batch.",
-)
-@click.option(
-    "--batch-reasks",
-    type=click.Choice(["live", "batch"]),
-    default="live",
-    show_default=True,
-    help="With --batch: ask again the articles whose batch reply failed validation, live or in "
-    "one second batch.",
-)
+@provider_batch_options
 @click.option(
     "--engine",
     type=click.Choice(["local", "ray"]),
@@ -307,17 +318,21 @@ def run_command(paths: tuple[Path, ...], out: Path, no_reconcile: bool, **flags:
 @cli.command("retry-failed", short_help="Retry the articles that failed in a previous run.")
 @click.argument("out", type=PATH, metavar="DIR", help="The --out directory of the earlier run.")
 @batch_options
+@provider_batch_options
 @model_options
 def retry_failed_command(out: Path, **flags: Any) -> int:
     """Ask the model again for every article the run store in DIR records as failed, then
     reconcile; articles that already have a record are left alone. Takes the model flags of
-    `run`, so a failed run can be retried with a stronger model. Exit codes are those of `run`.
+    `run`, so a failed run can be retried with a stronger model, and --batch, so the failed
+    articles (e.g. those of an expired batch) are asked again through the provider's Batch API.
+    Exit codes are those of `run`.
 
     Examples:
 
     \b
         triangulate retry-failed out/tempe
         triangulate retry-failed runs/march --model gpt-4.1 --max-reasks 3
+        triangulate retry-failed runs/march --model gpt-4.1-mini --batch
     """
     from pipeline.batch.runner import EXIT_NOTHING_DONE, retry_failed
 
