@@ -775,6 +775,28 @@ def test_retry_failed_batch_asks_the_expired_articles_again_in_a_new_batch_and_r
     assert (out / "failures.jsonl").read_text(encoding="utf-8").strip() == ""
 
 
+def test_retry_failed_takes_batch_and_batch_reasks_from_the_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.batch import runner
+    from pipeline.cli.main import main
+    from schemas.options import RunOptions
+
+    started: list[RunOptions] = []
+
+    def start(options: RunOptions) -> int:
+        started.append(options)
+        return 0
+
+    monkeypatch.setattr(runner, "retry_failed", start)
+    assert main(["retry-failed", "o", "--batch", "--batch-reasks", "batch"]) == 0
+    assert main(["retry-failed", "o"]) == 0
+    assert [(o.command, o.batch, o.batch_reasks) for o in started] == [
+        ("retry-failed", True, "batch"),
+        ("retry-failed", False, "live"),
+    ]
+
+
 def test_batch_reasks_accepts_only_live_or_batch() -> None:
     from schemas.options import RunOptions
 
