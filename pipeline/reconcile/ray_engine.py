@@ -560,35 +560,33 @@ class RayEngine:
         sorted_ids = [article_ids[position] for position in order]
         article_ids.clear()
 
-        features = (
-            ray.data.read_binary_files([str(p) for p in work.shards], include_paths=True)
-            .map_batches(
-                cast(Any, _shard_features),  # Ray's stubs know no keyword arguments
-                batch_size=1,
-                batch_format="numpy",
-                fn_kwargs={"row_of": ray.put(row_of), "shard_records": self.shard_records},
+        # A sort-based shuffle for the grouping by key: it runs as plain tasks, while the default
+        # hash shuffle first starts a pool of aggregator actors (9 s of a 9.3 s pass on two cores
+        # for 300 records, and they held the cores from the judging pass after it). Set before
+        # the first dataset is made: each dataset keeps the settings it was made with.
+        with _data_context(shuffle_strategy=ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED):
+            features = (
+                ray.data.read_binary_files([str(p) for p in work.shards], include_paths=True)
+                .map_batches(
+                    cast(Any, _shard_features),  # Ray's stubs know no keyword arguments
+                    batch_size=1,
+                    batch_format="numpy",
+                    fn_kwargs={"row_of": ray.put(row_of), "shard_records": self.shard_records},
+                )
+                .materialize()
             )
-            .materialize()
-        )
-        self._say(
-            f"pass 1/3: features and block keys of {len(order)} record(s) in {len(work.shards)} "
-            f"shard(s), {time.monotonic() - began:.1f} s"
-        )
+            self._say(
+                f"pass 1/3: features and block keys of {len(order)} record(s) in {len(work.shards)} "
+                f"shard(s), {time.monotonic() - began:.1f} s"
+            )
 
-        began = time.monotonic()
-        context = ray.data.DataContext.get_current()
-        kept_strategy = context.shuffle_strategy
-        # A sort-based shuffle runs as plain tasks. The default hash shuffle starts a pool of
-        # aggregator actors first, which took 9 s of a 9.3 s pass on two cores for 300 records
-        # (and kept the cores from the judging pass after it).
-        context.shuffle_strategy = ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
-        found: list[tuple[int, int, dict[str, float]]] = []
-        try:
+            began = time.monotonic()
             links = (
                 features.map_batches(_explode, batch_format="pyarrow")
                 .groupby("key")
                 .map_groups(_block_links, batch_format="numpy")
             )
+            found: list[tuple[int, int, dict[str, float]]] = []
             for table in links.iter_batches(batch_size=65536, batch_format="pyarrow"):
                 batch: pa.Table = table
                 for i, j, matched in zip(
@@ -598,8 +596,6 @@ class RayEngine:
                     strict=True,
                 ):
                     found.append((i, j, json.loads(matched)))
-        finally:
-            context.shuffle_strategy = kept_strategy
         del features
         roots, best = join_links(len(order), found)
         planned = components(sorted_ids, roots, best)
@@ -640,25 +636,22 @@ class RayEngine:
         try:
             chunks = self._write_plan(work, clusters, mine, aliases)
             if chunks:
-                judged = ray.data.from_items(list(range(chunks)), override_num_blocks=chunks).map_batches(
-                    cast(Any, _judge_chunk),
-                    batch_size=1,
-                    batch_format="numpy",
-                    fn_kwargs={
-                        "work": str(work.path),
-                        "judge": judge,
-                        "with_desk": with_desk,
-                        "run": uuid.uuid4().hex,
-                    },
-                )
-                context = ray.data.DataContext.get_current()
-                kept_order = context.execution_options.preserve_order
+                waiting: dict[int, tuple[merge._T, list[StaleDecision]]] = {}
+                following = 0
                 # In plan order, so results arrive in the order they are yielded and few wait in
                 # `waiting` (which makes any order right, but holds what comes early).
-                context.execution_options.preserve_order = True
-                try:
-                    waiting: dict[int, tuple[merge._T, list[StaleDecision]]] = {}
-                    following = 0
+                with _data_context(preserve_order=True):
+                    judged = ray.data.from_items(list(range(chunks)), override_num_blocks=chunks).map_batches(
+                        cast(Any, _judge_chunk),
+                        batch_size=1,
+                        batch_format="numpy",
+                        fn_kwargs={
+                            "work": str(work.path),
+                            "judge": judge,
+                            "with_desk": with_desk,
+                            "run": uuid.uuid4().hex,
+                        },
+                    )
                     for table in judged.iter_batches(batch_size=None, batch_format="pyarrow"):
                         batch: pa.Table = table
                         for index, blob in zip(
@@ -671,8 +664,6 @@ class RayEngine:
                                 parquet.add(clusters[following].id, result[0])  # type: ignore[arg-type]
                             yield result
                             following += 1
-                finally:
-                    context.execution_options.preserve_order = kept_order
                 if following != len(clusters):
                     raise RuntimeError(f"ray judged {following} of {len(clusters)} incident(s)")
             if parquet is not None:
@@ -716,6 +707,24 @@ class RayEngine:
 
 def _usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _data_context(*, shuffle_strategy: Any = None, preserve_order: bool | None = None) -> Iterator[None]:
+    """Ray Data settings for the datasets made (and run) inside the block; the earlier ones
+    after it."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    kept = (context.shuffle_strategy, context.execution_options.preserve_order)
+    if shuffle_strategy is not None:
+        context.shuffle_strategy = shuffle_strategy
+    if preserve_order is not None:
+        context.execution_options.preserve_order = preserve_order
+    try:
+        yield
+    finally:
+        context.shuffle_strategy, context.execution_options.preserve_order = kept
 
 
 @contextlib.contextmanager
