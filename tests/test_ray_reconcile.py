@@ -21,6 +21,7 @@ import pytest
 
 from pipeline.cli.main import main as cli_main
 from pipeline.reconcile.folder import reconcile_into
+from pipeline.reconcile.merge import reconcile_to_dir
 from schemas.record import IncidentRecord
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,6 +113,15 @@ def test_the_parquet_files_hold_the_jsonl_rows(ten_thousand: tuple[Path, Path]) 
     assert [(row["incident_id"], row["path"], row["verdict"]) for row in conflicts] == [
         (c["incident_id"], c["path"], c["verdict"]) for c in map(json.loads, lines)
     ]
+
+
+def test_no_records_give_empty_files_and_leave_no_work_folder(engine: RayEngine, tmp_path: Path) -> None:
+    counts = reconcile_to_dir(iter([]), tmp_path, engine=engine.writing_to(tmp_path))
+    assert counts.incidents == 0
+    assert _files(tmp_path) == {name: b"" for name in OUTPUTS}
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [*OUTPUTS, INCIDENTS_PARQUET, CONFLICTS_PARQUET]
+    )
 
 
 def test_reviewers_decisions_and_stable_ids_are_the_same_on_ray(

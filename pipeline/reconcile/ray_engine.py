@@ -526,6 +526,9 @@ class RayEngine:
         if self.progress:
             print(f"ray reconcile: {line}", file=sys.stderr, flush=True)
 
+    def _new_work(self) -> _WorkFolder:
+        return _WorkFolder(self.work_dir or self.out_dir or Path(tempfile.gettempdir()), self.shard_records)
+
     def _drop_work(self) -> None:
         if self._work is not None:
             self._work.remove()
@@ -539,9 +542,7 @@ class RayEngine:
 
         self._drop_work()
         began = time.monotonic()
-        work = self._work = _WorkFolder(
-            self.work_dir or self.out_dir or Path(tempfile.gettempdir()), self.shard_records
-        )
+        work = self._work = self._new_work()
         article_ids: list[str] = []
         for record in records:
             work.add(record)
@@ -626,9 +627,8 @@ class RayEngine:
         import ray
 
         began = time.monotonic()
-        work = self._work or _WorkFolder(
-            self.work_dir or self.out_dir or Path(tempfile.gettempdir()), self.shard_records
-        )
+        # The folder clusters() filled (an empty one when there were no records: not `or`).
+        work = self._work if self._work is not None else self._new_work()
         self._work = work
         parquet = (
             _ParquetOut(self.out_dir) if self.out_dir is not None and judge is merge._judged_lines else None
