@@ -9,16 +9,16 @@ passes of docs/scale.md, "Reconcile at scale", on Ray Data instead of in this pr
    ids, from which it computes each record's row (the order ``cluster.sort_records`` gives).
    ``read_binary_files`` + ``map_batches`` turn each shard into rows of (row, ``RecordFeatures``,
    date bucket, block keys).
-2. **Links.** Rows are exploded to (block key, row), grouped by key, and each block's candidate
-   pairs are made by ``cluster.block_pairs`` (the same ``Block.partners`` the single-machine path
-   uses: same bucket adjacency, same size limits), vetoed and compared (``cluster.compare``)
-   where the block is. Only the links come back. A pair that shares two keys is compared in
-   both blocks; that costs a comparison, never a different result (see ``cluster.join_links``).
-3. **Components** on the driver: ``cluster.join_links`` (union-find, best link per record) and
-   ``cluster.components`` give the clusters, whose records stay in the work folder
+2. **Links and components.** Rows are exploded to (block key, row), grouped by key, and each
+   block's candidate pairs are made by ``cluster.block_pairs`` (the same ``Block.partners`` the
+   single-machine path uses: same bucket adjacency, same size limits), vetoed and compared
+   (``cluster.compare``) where the block is. Only the links come back. A pair that shares two
+   keys is compared in both blocks; that costs a comparison, never a different result. The
+   driver joins them across blocks: ``cluster.join_links`` (union-find, best link per record)
+   and ``cluster.components`` give the clusters, whose records stay in the work folder
    (``cluster.StoredRecords`` over :class:`_WorkFolder`). Stable ids and reviewers' decisions
    are settled by the caller (``merge._iter_judged``) between this pass and the next.
-4. **Judging.** The clusters are written as plan chunks to the work folder and ``map_batches``
+3. **Judging.** The clusters are written as plan chunks to the work folder and ``map_batches``
    judges each chunk where it runs (reading its records from the shards by byte offset); the
    results come back and are yielded in cluster order.
 
@@ -319,7 +319,7 @@ _Planned = tuple[int, str, list[_Location] | list[str], list[str], Sequence[Any]
 def _judge_chunk(
     batch: dict[str, Any], *, work: str, judge: merge._Judge[Any], with_desk: bool, run: str
 ) -> pa.Table:
-    """Pass 4, one plan chunk: each incident judged, as (index, pickled result)."""
+    """Pass 3, one plan chunk: each incident judged, as (index, pickled result)."""
     import pyarrow as pa
 
     global _WORKER_RUN
@@ -534,7 +534,7 @@ class RayEngine:
             self._work.remove()
             self._work = None
 
-    # ----------------------------------------------------------------- clustering (passes 1-3)
+    # ----------------------------------------------------------------- clustering (passes 1-2)
 
     def clusters(self, records: Iterable[IncidentRecord]) -> list[Cluster]:
         import numpy as np
