@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -181,6 +182,41 @@ def test_the_command_line_reconciles_on_ray(engine: RayEngine, tmp_path: Path) -
     import ray
 
     assert ray.is_initialized()
+
+
+def test_the_command_joins_a_running_cluster_by_its_address_and_leaves_it_up(
+    engine: RayEngine, tmp_path: Path
+) -> None:
+    import ray
+
+    records = tmp_path / "records.jsonl"
+    records.write_text("".join(r.model_dump_json() + "\n" for r in _records(200, seed=4)), encoding="utf-8")
+    # Another process, as `ray start --head` and `--ray-address` would be used: it joins the
+    # module's cluster (TRIANGULATE_RAY_ADDRESS), reconciles on it and disconnects.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "reconcile",
+            str(records),
+            "--out",
+            str(tmp_path / "ray"),
+            "--engine",
+            "ray",
+        ],
+        cwd=REPO,
+        env={**os.environ, "TRIANGULATE_RAY_ADDRESS": ray.get_runtime_context().gcs_address},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ray reconcile: pass 3/3" in done.stderr
+    assert cli_main(["reconcile", str(records), "--out", str(tmp_path / "local")]) == 0
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+    assert ray.cluster_resources().get("CPU") == 2  # type: ignore[no-untyped-call]  # still up
 
 
 def _python(script: str) -> subprocess.CompletedProcess[str]:

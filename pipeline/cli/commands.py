@@ -83,10 +83,20 @@ def _reconcile_locked(
             folder = RunFolder(out_dir)
             wrote = [folder.incidents, folder.conflicts] + ([folder.records] if staged.wrote_records else [])
             if engine == "ray":
-                from pipeline.reconcile.ray_engine import CONFLICTS_PARQUET, INCIDENTS_PARQUET, RayEngine
+                from pipeline.reconcile.ray_engine import (
+                    CONFLICTS_PARQUET,
+                    INCIDENTS_PARQUET,
+                    RayEngine,
+                    RayUnreachable,
+                )
 
                 # Started after the records are read and checked, so a bad input costs no cluster start.
-                with RayEngine(ray_address, out_dir=out_dir) as on_ray:
+                try:
+                    on_ray = RayEngine(ray_address, out_dir=out_dir)
+                except RayUnreachable as unreachable:
+                    print(f"error: {unreachable}", file=sys.stderr)
+                    return 2
+                with on_ray:
                     outcome = reconcile_into(staged.lines, out_dir, engine=on_ray)
                 wrote += [out_dir / INCIDENTS_PARQUET, out_dir / CONFLICTS_PARQUET]
             else:

@@ -94,6 +94,10 @@ class RayMissing(ImportError):
     """Ray (or Ray Data) is not installed: the ``ray`` extra is needed."""
 
 
+class RayUnreachable(ConnectionError):
+    """The Ray cluster at the given address cannot be joined (nothing there, or it refused)."""
+
+
 def require_ray() -> None:
     """Raise :class:`RayMissing` unless Ray Data can be imported."""
     try:
@@ -484,12 +488,23 @@ class RayEngine:
                     )
                 else:
                     env = {name: value for name, value in os.environ.items() if name.startswith(ENV_PREFIX)}
-                    ray.init(
-                        address=address,
-                        runtime_env={"env_vars": env} if env else None,
-                        log_to_driver=not quiet,
-                        logging_level=level,
-                    )
+                    try:
+                        ray.init(
+                            address=address,
+                            runtime_env={"env_vars": env} if env else None,
+                            log_to_driver=not quiet,
+                            logging_level=level,
+                        )
+                    except (ConnectionError, ValueError) as refused:
+                        self._started = False
+                        first = (
+                            str(refused).strip().splitlines()[0]
+                            if str(refused).strip()
+                            else type(refused).__name__
+                        )
+                        raise RayUnreachable(
+                            f"cannot join the Ray cluster at {address}: {first}"
+                        ) from refused
             if quiet:
                 context = ray.data.DataContext.get_current()
                 context.enable_progress_bars = False
