@@ -255,3 +255,20 @@ def test_without_ray_the_engine_flag_says_which_extra_to_install(tmp_path: Path)
     assert done.returncode == 2, done.stderr
     assert "error: --engine ray needs the ray extra: pip install 'triangulate[ray]'" in done.stderr
     assert not (tmp_path / "out" / "incidents.jsonl").exists()
+
+
+def test_an_address_with_no_cluster_is_an_error_at_once(tmp_path: Path) -> None:
+    records = tmp_path / "records.jsonl"
+    records.write_text("".join(r.model_dump_json() + "\n" for r in _records(5, seed=3)), encoding="utf-8")
+    command = ["reconcile", str(records), "--out", str(tmp_path / "out"), "--engine", "ray"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *command, "--ray-address", "127.0.0.1:1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,  # ray.init alone would retry for minutes
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "error: cannot join the Ray cluster at 127.0.0.1:1" in done.stderr
+    assert not (tmp_path / "out" / "incidents.jsonl").exists()

@@ -487,6 +487,7 @@ class RayEngine:
                         logging_level=level,
                     )
                 else:
+                    _check_reachable(address)
                     env = {name: value for name, value in os.environ.items() if name.startswith(ENV_PREFIX)}
                     try:
                         ray.init(
@@ -718,6 +719,25 @@ class RayEngine:
                 chunk = []
                 chunks += 1
         return chunks
+
+
+# How long to try a cluster's port before giving up: ray.init itself retries an address with
+# nothing behind it for minutes (over 200 s here) before it fails.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """Raise :class:`RayUnreachable` at once when ``host:port`` (or ``ray://host:port``) takes no
+    connection; ``auto`` and addresses without a port are left to ``ray.init``."""
+    import socket
+
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as refused:
+        raise RayUnreachable(f"cannot join the Ray cluster at {address}: {refused}") from refused
 
 
 def _usable_cpus() -> int:
