@@ -603,24 +603,28 @@ class RayEngine:
                 .groupby("key")
                 .map_groups(_block_links, batch_format="numpy")
             )
-            found: list[tuple[int, int, dict[str, float]]] = []
-            for table in links.iter_batches(batch_size=65536, batch_format="pyarrow"):
-                batch: pa.Table = table
-                for i, j, matched in zip(
-                    batch.column("i").to_pylist(),
-                    batch.column("j").to_pylist(),
-                    batch.column("matched").to_pylist(),
-                    strict=True,
-                ):
-                    found.append((i, j, json.loads(matched)))
+            found = 0
+
+            def arriving() -> Iterator[tuple[int, int, dict[str, float]]]:
+                # Joined as they arrive: only each record's best link is kept, never all links.
+                nonlocal found
+                for table in links.iter_batches(batch_size=65536, batch_format="pyarrow"):
+                    batch: pa.Table = table
+                    found += batch.num_rows
+                    yield from zip(
+                        batch.column("i").to_pylist(),
+                        batch.column("j").to_pylist(),
+                        map(json.loads, batch.column("matched").to_pylist()),
+                        strict=True,
+                    )
+
+            roots, best = join_links(len(order), arriving())
         del features
-        roots, best = join_links(len(order), found)
         planned = components(sorted_ids, roots, best)
         self._say(
-            f"pass 2/3: {len(found)} link(s) within blocks, {len(planned)} incident(s), "
+            f"pass 2/3: {found} link(s) within blocks, {len(planned)} incident(s), "
             f"{time.monotonic() - began:.1f} s"
         )
-        del found
         return [
             Cluster(
                 cid,
