@@ -51,6 +51,7 @@ from rapidfuzz import fuzz
 
 from pipeline.common.atomic import replaced_together
 from pipeline.kinds.base import KindStrategy, record_context
+from pipeline.kinds.gazetteer import get_gazetteer
 from pipeline.kinds.identity import identify, independent_source
 from pipeline.kinds.normalize import (
     CACHE_SIZE,
@@ -1159,6 +1160,7 @@ class LocalEngine:
             for cluster, decisions, alias in zip(clusters, mine, aliases, strict=True):
                 yield judge(cluster, decisions, alias, with_desk)
             return
+        get_gazetteer()  # loaded once here, not once in each worker
         # Only with a spill: workers read their incidents' records from its file, so the
         # parent holds no records for them to copy. (With records in memory, forked workers
         # copied the records' pages as reference counts changed, and one process was faster.)
