@@ -24,8 +24,8 @@ a ``runtime_env`` (Ray logs those) nor in a task argument's repr; every error te
 worker passes through :func:`pipeline.common.redact.redact` with the key as a known secret, and
 the store redacts again on save.
 
-Ray is imported here only, and only when ``--engine ray`` runs; without the ``ray`` extra the
-command stops before touching the store (:func:`require_ray`).
+Ray is imported only when ``--engine ray`` runs; without the ``ray`` extra the command stops
+before touching the store (``require_ray``, the one check both Ray engines make).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from pipeline.batch.runner import (
     connection_failure,
 )
 from pipeline.common.redact import redact
+from pipeline.reconcile.ray_engine import RayMissing, require_ray
 from pipeline.store.runstore import RunStore, StoreError, cache_key
 from schemas import Article, ExtractionResult, FailureRow
 from schemas.options import RunOptions
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RAY_EXTRA_MESSAGE = "--engine ray needs the ray extra: pip install 'triangulate[ray]'"
 PARQUET_DIRNAME = "records.parquet"
 PARQUET_FILENAME = "records.parquet"
 PARTITION_CHARS = 2
@@ -76,27 +76,13 @@ requests in flight stay at ``concurrency`` for most of a batch, small enough tha
 the driver (and the store) steadily."""
 
 
-class RayUnavailable(Exception):
-    """``--engine ray`` without the ``ray`` extra installed."""
-
-
-def require_ray() -> None:
-    """Raise :class:`RayUnavailable` unless Ray Data and pyarrow can be imported."""
-    try:
-        import pyarrow  # noqa: F401
-        import ray  # noqa: F401
-        import ray.data  # noqa: F401
-    except ImportError as error:
-        raise RayUnavailable(RAY_EXTRA_MESSAGE) from error
-
-
 def refusal(options: RunOptions, env: Mapping[str, str]) -> str | None:
     """Why ``options`` cannot run on Ray here, before anything is opened or marked: the extra is
     missing, or the run would use the embedded model (Ray workers are other processes, on other
     machines too, and reach the model over HTTP)."""
     try:
         require_ray()
-    except RayUnavailable as error:
+    except RayMissing as error:
         return str(error)
     from pipeline.extract.providers import EMBEDDED, choose_provider
 

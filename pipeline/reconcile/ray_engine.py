@@ -99,8 +99,10 @@ class RayUnreachable(ConnectionError):
 
 
 def require_ray() -> None:
-    """Raise :class:`RayMissing` unless Ray Data can be imported."""
+    """Raise :class:`RayMissing` unless Ray Data and pyarrow can be imported: the one check both
+    Ray engines (this one, and ``pipeline.batch.ray_extract``) make before anything starts."""
     try:
+        import pyarrow  # noqa: F401
         import ray  # noqa: F401
         import ray.data  # noqa: F401
     except ImportError as missing:
