@@ -266,14 +266,7 @@ class _Driver:
                     continue
                 cached = registration.cached
             if cached is not None:
-                summary.articles += 1
-                summary.saved += 1
-                if cached == "record":
-                    summary.records += 1
-                    summary.cached_records += 1
-                else:
-                    summary.failures += 1
-                    summary.cached_failures += 1
+                summary.count_cached(cached)
                 continue
             pending.append({"article_id": item.id, "key": key, "article": item.model_dump_json()})
         done = summary.articles + summary.input_failures

@@ -157,6 +157,17 @@ class BatchSummary:
     def articles_per_s(self) -> float:
         return self.articles / self.wall_s if self.wall_s > 0 else 0.0
 
+    def count_cached(self, outcome: str) -> None:
+        """An article answered from the cache: a saved record, or a saved failure."""
+        self.articles += 1
+        self.saved += 1
+        if outcome == "record":
+            self.records += 1
+            self.cached_records += 1
+        else:
+            self.failures += 1
+            self.cached_failures += 1
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["usage"] = self.usage.model_dump()
@@ -491,14 +502,7 @@ async def run_batch(
                     continue
                 cached = registration.cached
             if cached is not None:
-                summary.articles += 1
-                summary.saved += 1
-                if cached == "record":
-                    summary.records += 1
-                    summary.cached_records += 1
-                else:
-                    summary.failures += 1
-                    summary.cached_failures += 1
+                summary.count_cached(cached)
                 reporter.update(summary)
                 continue
             await queue.put((item, key))

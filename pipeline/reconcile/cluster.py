@@ -649,7 +649,7 @@ def link_components(
     global _LINKING
     plan = PairPlan.build(features)
     count = len(features)
-    context = _fork_context() if workers > 1 and count >= PARALLEL_MIN_RECORDS else None
+    context = fork_context() if workers > 1 and count >= PARALLEL_MIN_RECORDS else None
     if context is None:
         return join_links(count, plan.links(range(count)))
     spans = [(start, min(start + LINK_CHUNK, count)) for start in range(0, count, LINK_CHUNK)]
@@ -662,7 +662,9 @@ def link_components(
         _LINKING = None
 
 
-def _fork_context() -> multiprocessing.context.BaseContext | None:
+def fork_context() -> multiprocessing.context.BaseContext | None:
+    """The fork start method (workers inherit what the parent built), or None where there is
+    none: the caller then works in this process."""
     try:
         return multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform: link in this process

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import multiprocessing
-import multiprocessing.context
 import os
 import re
 from collections import Counter, defaultdict
@@ -69,7 +67,7 @@ from pipeline.kinds.normalize import (
     relate,
 )
 from pipeline.kinds.strategies import strategy_for
-from pipeline.reconcile.cluster import Cluster, cluster_records
+from pipeline.reconcile.cluster import Cluster, cluster_records, fork_context
 from pipeline.reconcile.decide import (
     DeskState,
     apply_field_decisions,
@@ -1100,13 +1098,6 @@ def _judge_forked(index: int) -> tuple[Any, list[StaleDecision]]:
     return judge(clusters[index], mine[index], aliases[index], with_desk)
 
 
-def _fork_context() -> multiprocessing.context.BaseContext | None:
-    try:
-        return multiprocessing.get_context("fork")
-    except ValueError:  # no fork on this platform: judge in this process
-        return None
-
-
 class ReconcileEngine(Protocol):
     """Where the two heavy passes of a reconcile run: clustering records into incidents, and
     judging each incident. Everything between them (stable ids, reviewers' decisions) runs in
@@ -1155,7 +1146,7 @@ class LocalEngine:
         judge: _Judge[_T],
     ) -> Iterator[tuple[_T, list[StaleDecision]]]:
         global _FORKED
-        context = _fork_context() if self.workers > 1 and self.spill is not None else None
+        context = fork_context() if self.workers > 1 and self.spill is not None else None
         if context is None or len(clusters) < PARALLEL_MIN_INCIDENTS:
             for cluster, decisions, alias in zip(clusters, mine, aliases, strict=True):
                 yield judge(cluster, decisions, alias, with_desk)

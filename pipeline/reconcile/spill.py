@@ -19,7 +19,6 @@ byte for byte that of the in-memory path.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import os
 import tempfile
 from array import array
@@ -41,6 +40,7 @@ from pipeline.reconcile.cluster import (
     RecordFeatures,
     StoredRecords,
     components,
+    fork_context,
     link_components,
     record_features,
 )
@@ -213,7 +213,7 @@ def spilled_clusters_from_lines(lines: RecordLines, spill: RecordSpill, *, worke
     pieces = chunks()
     first = next(pieces, [])
     # One chunk is the whole input: parsing it here costs less than starting workers.
-    context = _fork_context() if workers > 1 and len(first) == LINE_CHUNK else None
+    context = fork_context() if workers > 1 and len(first) == LINE_CHUNK else None
     if context is None:
         take(_parse_lines(first))
         for chunk in pieces:
@@ -233,13 +233,6 @@ def spilled_clusters_from_lines(lines: RecordLines, spill: RecordSpill, *, worke
                 take(in_flight.popleft().get())
     spill.flush()
     return _clusters(spill, rows, article_ids, features, canonical=True, workers=workers)
-
-
-def _fork_context() -> multiprocessing.context.BaseContext | None:
-    try:
-        return multiprocessing.get_context("fork")
-    except ValueError:  # no fork on this platform: parse in this process
-        return None
 
 
 def spilled_clusters(
